@@ -1,0 +1,23 @@
+"""Shared test set-up: quiet TensorFlow, and one-line helpers."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+from zoo.config import shipped_model_configs  # noqa: E402
+
+MODEL_CONFIGS = shipped_model_configs()
+
+
+def model_ids():
+    return [path.stem for path in MODEL_CONFIGS]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_session():
+    """Keras names and memory start fresh for each test."""
+    yield
+    import keras
+
+    keras.backend.clear_session()

@@ -1,0 +1,66 @@
+"""One-line helpers for tests: tiny configs, Keras-side counts, and running commands."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from zoo.blocks import BLOCKS
+from zoo.schema import REQUIRED
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sample_value(hint) -> object:
+    """A small valid value for a required block parameter (all of them are positive integers)."""
+    return 4
+
+
+FLAT_INPUT = {"dense", "classifier"}
+FLAT_OUTPUT = {"flatten", "global_avg_pool", "global_max_pool"}
+
+
+def tiny_config(block: str, input_shape=(16, 16, 4), **args) -> dict:
+    """A model of one block of type `block` (required parameters filled in), then a classifier."""
+    required = {k: sample_value(h) for k, (h, d) in BLOCKS[block].params.items() if d is REQUIRED}
+    layers = [{"type": block, "name": "block", **required, **args}]
+    if block in FLAT_INPUT:
+        layers.insert(0, {"type": "flatten", "name": "flatten"})
+    elif block not in FLAT_OUTPUT:
+        layers.append({"type": "flatten", "name": "flatten"})
+    if block != "classifier":
+        layers.append({"type": "classifier", "name": "predictions"})
+    return {"name": f"tiny_{block}", "input_shape": list(input_shape), "num_classes": 3, "layers": layers}
+
+
+def keras_macs(layer) -> int:
+    """Multiply-accumulates of one Keras layer, computed from its real kernels and output shape."""
+    import keras
+
+    spatial = math.prod(layer.output.shape[1:3]) if len(layer.output.shape) == 4 else 1
+    if isinstance(layer, keras.layers.SeparableConv2D):
+        return spatial * (math.prod(layer.depthwise_kernel.shape) + math.prod(layer.pointwise_kernel.shape))
+    if isinstance(layer, keras.layers.Conv2D):
+        return spatial * math.prod(layer.kernel.shape)
+    if isinstance(layer, keras.layers.Dense):
+        return math.prod(layer.kernel.shape)
+    return 0
+
+
+def run(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs `python ARGS...` in the repository root and captures its output."""
+    import os
+
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit status 2, one line on stderr naming the problem, no traceback."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -1,0 +1,50 @@
+"""The keras.applications twins compute the same function once weights are transferred."""
+import keras
+import numpy as np
+import pytest
+from conftest import MODEL_CONFIGS
+
+from zoo import build_model, load_model_config
+from zoo.errors import ZooError
+from zoo.pretrained import keras_application, transfer_weights
+
+TWINS = [p.stem for p in MODEL_CONFIGS if load_model_config(p).keras_application]
+
+
+def test_the_five_reference_twins_are_declared():
+    assert sorted(TWINS) == ["resnet101", "resnet152", "resnet50", "vgg16", "vgg19"]
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_twin_outputs_agree_after_transfer(name):
+    config = load_model_config(name)
+    source = keras_application(config.keras_application)(weights=None)
+    twin = build_model(config)
+    copied = transfer_weights(source, twin)
+    assert copied == len(source.weights) == len(twin.weights)
+    x = np.random.default_rng(1).uniform(-1, 1, (2, 224, 224, 3)).astype("float32")
+    # Compare the features before the classifier too: with random weights the softmax saturates.
+    for model_out, twin_out in [(source.output, twin.output), (source.layers[-2].output, twin.layers[-2].output)]:
+        expected = keras.Model(source.input, model_out).predict(x, verbose=0)
+        received = keras.Model(twin.input, twin_out).predict(x, verbose=0)
+        assert np.all(np.isfinite(expected)) and np.max(np.abs(expected)) > 0
+        assert np.max(np.abs(received - expected)) <= 1e-5 * np.max(np.abs(expected))
+
+
+def test_transfer_refuses_a_mismatched_model_before_copying_anything():
+    source = build_model("resnet20")
+    target = build_model("resnet20", num_classes=7)
+    before = [w.copy() for w in target.get_weights()]
+    with pytest.raises(ZooError, match="predictions"):
+        transfer_weights(source, target)
+    for old, new in zip(before, target.get_weights()):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_pretrained_without_network_says_what_to_do(monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example.invalid: None -- [Errno -3] name resolution")
+
+    monkeypatch.setattr(keras.applications, "ResNet50", offline)
+    with pytest.raises(ZooError, match="cannot load ImageNet weights for ResNet50.*~/.keras/models"):
+        build_model({"base": "resnet50", "pretrained": "imagenet"})

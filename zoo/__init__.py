@@ -1,0 +1,8 @@
+"""zoo: the classic convolutional networks as YAML configs, built from one block library with Keras 3.
+
+TensorFlow is imported only when a model is built, so inspecting configs stays fast.
+"""
+from zoo.builder import build_model
+from zoo.config import load_model_config
+
+__all__ = ["build_model", "load_model_config"]

@@ -1,0 +1,6 @@
+"""Entry point of `python -m zoo` (see zoo.cli)."""
+import sys
+
+from zoo.cli import main
+
+sys.exit(main())
