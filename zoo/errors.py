@@ -16,6 +16,8 @@ EXIT_USAGE = 2
 class ZooError(Exception):
     """A problem with the user's input, reported as one line without a traceback."""
 
+    exit_code = EXIT_USAGE
+
 
 class ConfigError(ZooError):
     """A config value that is missing, unknown, of the wrong type or out of range.
@@ -51,7 +53,7 @@ F = TypeVar("F", bound=Callable[..., int | None])
 
 
 def exits_cleanly(main: F) -> F:
-    """Decorate a command's main(): a ZooError becomes one line on stderr and exit status 2."""
+    """Decorate a command's main(): a ZooError becomes one line on stderr and its exit status (2)."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -59,7 +61,7 @@ def exits_cleanly(main: F) -> F:
             return main(*args, **kwargs)
         except ZooError as error:
             print(f"error: {error}", file=sys.stderr)
-            sys.exit(EXIT_USAGE)
+            sys.exit(error.exit_code)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
