@@ -1,11 +1,9 @@
 """Train any experiment (or run an ablation sweep): python train.py CONFIG [--set key=value] [--workdir DIR]."""
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from zoo.errors import exits_cleanly  # noqa: E402
+from zoo.errors import exits_cleanly
+from zoo.quiet import import_tensorflow_quietly
 
 
 @exits_cleanly
@@ -16,6 +14,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="override any config key, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--workdir", help="the run directory; rerunning with the same one resumes")
     args = parser.parse_args(argv)
+    import_tensorflow_quietly()
 
     from zoo.runner import run_config
 

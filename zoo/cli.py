@@ -11,6 +11,7 @@ import sys
 from typing import Callable
 
 from zoo.errors import exits_cleanly
+from zoo.quiet import import_tensorflow_quietly
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -73,6 +74,56 @@ def models_command(args: argparse.Namespace) -> int:
         replace_between_markers(args.update_readme, "models", table)
     else:
         print(table)
+    return 0
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a run directory (with model.keras or checkpoint.keras and config.yaml)")
+
+
+@command("export", "re-export a run's SavedModel (verified against the Keras model)", _export_arguments)
+def export_command(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
+    from zoo.export import reexport_run
+
+    print(reexport_run(args.run_dir))
+    return 0
+
+
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("references", nargs="+", metavar="CONFIG_OR_RUN",
+                        help="a model config file, a shipped model's name (e.g. resnet20) or a run directory")
+    parser.add_argument("--out", default="compare", help="where compare.md, compare.csv and the plot go "
+                                                          "(default: ./compare)")
+    parser.add_argument("--no-timing", action="store_true", help="skip the inference timing (faster)")
+
+
+@command("compare", "configs and trained runs side by side: size, MACs, speed, SavedModel size, accuracy",
+         _compare_arguments)
+def compare_command(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
+    from zoo.compare import compare
+
+    compare(args.references, args.out, timing=not args.no_timing)
+    return 0
+
+
+def _visualize_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory (with model.keras)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--image", help="a PNG or JPEG image to run through the model")
+    source.add_argument("--index", type=int, help="an image of the evaluation split (default: 0)")
+    parser.add_argument("--out", help="where the PNGs go (default: RUN_DIR/visualize)")
+
+
+@command("visualize", "PNGs of a run: first-layer filters, feature maps per block, input, training curves",
+         _visualize_arguments)
+def visualize_command(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
+    from zoo.visualize import visualize
+
+    for path in visualize(args.run_dir, image=args.image, index=args.index, out_dir=args.out):
+        print(path)
     return 0
 
 

@@ -75,3 +75,24 @@ def export_run(run_dir: Path, model: keras.Model, data) -> Path:
     shutil.rmtree(old, ignore_errors=True)
     print(f"SavedModel verified on {len(images)} evaluation images (max probability difference {difference:.1e})")
     return final
+
+
+def reexport_run(run_dir: str | Path) -> Path:
+    """Exports a finished (or checkpointed) run again from its model.keras and config.yaml."""
+    from zoo.config import load_yaml
+    from zoo.data import load_data
+    from zoo.experiment import experiment_from_mapping
+    from zoo.saving import load_keras_model
+
+    run_dir = Path(run_dir).resolve()
+    model_path = next((run_dir / name for name in ("model.keras", "checkpoint.keras") if (run_dir / name).exists()),
+                      None)
+    if model_path is None or not (run_dir / "config.yaml").exists():
+        raise ZooError(f"expected a run directory with model.keras (or checkpoint.keras) and config.yaml, "
+                       f"received {run_dir}")
+    experiment = experiment_from_mapping(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"), run_dir)
+    model = load_keras_model(model_path)
+    train = experiment.train
+    data = load_data(experiment.data, model_input_size=model.input_shape[1:3], batch_size=train.batch_size,
+                     train=False)
+    return export_run(run_dir, model, data)

@@ -38,6 +38,10 @@ class Preprocessing:
         resized = tf.image.resize(images, self.image_size, antialias=True)
         return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
+    @classmethod
+    def from_json(cls, data: dict) -> "Preprocessing":
+        return cls(tuple(data["image_size"]), data["channels"], tuple(data["mean"]), tuple(data["std"]))
+
     def to_json(self) -> dict:
         return {"image_size": list(self.image_size), "channels": self.channels,
                 "mean": list(self.mean), "std": list(self.std)}

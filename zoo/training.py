@@ -26,6 +26,7 @@ from zoo.builder import build_model
 from zoo.data import Data, load_data
 from zoo.errors import ZooError
 from zoo.experiment import Experiment, OptimizerConfig, TrainConfig
+from zoo.saving import load_keras_model
 from zoo.schedules import WarmupSchedule
 
 CHECKPOINT = "checkpoint.keras"
@@ -216,7 +217,7 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
         # The checkpoint holds the model, the optimizer's state and the schedule (it is a function of
         # the optimizer's step), so training continues exactly where the last finished epoch left it.
         print(f"resuming {run_dir} at epoch {state['epoch'] + 1} of {config.epochs}")
-        model = keras.saving.load_model(run_dir / CHECKPOINT)
+        model = load_keras_model(run_dir / CHECKPOINT)
     else:
         model = build_model(model_config)
         compile_model(model, config, data.steps_per_epoch, xla)

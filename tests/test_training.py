@@ -1,0 +1,189 @@
+"""The trainer end to end: short runs, resume after kill -9, the SavedModel round trip, evaluation, errors.
+
+Runs on the embedded zoo_patterns dataset (generated into a temporary data_dir) and, when
+TFDS_DATA_DIR is set, on the real MNIST and CIFAR-10 prepared there.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import ROOT, assert_one_line_error, run
+
+from zoo.evaluation import evaluate
+from zoo.experiment import load_experiment
+from zoo.training import train
+
+TFDS_DATA_DIR = os.environ.get("TFDS_DATA_DIR")
+needs_tfds = pytest.mark.skipif(not TFDS_DATA_DIR, reason="TFDS_DATA_DIR is unset: no prepared MNIST/CIFAR-10 to read")
+SHORT = ["train.epochs=2", "train.steps_per_epoch=6", "train.eval_steps=3", "train.batch_size=32"]
+
+
+@pytest.fixture(scope="module")
+def patterns_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, patterns_dir):
+    workdir = tmp_path_factory.mktemp("run")
+    experiment = load_experiment(ROOT / "configs/experiments/default.yaml", [*SHORT, f"data.data_dir={patterns_dir}"])
+    return workdir, train(experiment, workdir)
+
+
+def test_run_writes_summary_metrics_checkpoint_and_exports(default_run):
+    workdir, summary = default_run
+    assert {"experiment", "model", "params", "macs", "epochs", "xla", "train_images_per_sec", "wall_seconds",
+            "metrics", "export_dir"} <= set(summary)
+    assert summary["epochs"] == 2 and summary["xla"] is False  # auto resolves to off on a CPU-only machine
+    assert set(summary["metrics"]) == {"train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_top5"}
+    assert json.loads((workdir / "summary.json").read_text()) == summary
+    lines = (workdir / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,") and [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+    assert (workdir / "config.yaml").exists() and (workdir / "model.keras").exists()
+    assert list((workdir / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_saved_model_round_trip_and_refused_inputs(default_run):
+    workdir, _ = default_run
+    serving = tf.saved_model.load(str(workdir / "saved_model")).signatures["serving_default"]
+    model = keras.saving.load_model(workdir / "model.keras")
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 1), dtype=np.uint8)
+    out = serving(images=tf.constant(images))
+    expected = model.predict((images / 255.0 - 0.5) / 0.25, verbose=0)
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
+    np.testing.assert_array_equal(out["class"].numpy(), expected.argmax(1))
+    assert serving(images=tf.constant(images[:1]))["probabilities"].shape == (1, 10)  # any batch size
+    bigger = serving(images=tf.constant(np.zeros((2, 64, 48, 1), np.uint8)))  # any size: resized inside
+    assert bigger["probabilities"].shape == (2, 10)
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
+        serving(images=tf.constant(images.astype(np.float32)))
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
+        serving(images=tf.constant(images[0]))  # rank 3
+
+
+def test_evaluate_works_on_a_saved_model_alone(default_run, tmp_path, patterns_dir):
+    workdir, summary = default_run
+    alone = tmp_path / "exported"
+    shutil.copytree(workdir / "saved_model", alone)
+    from_run = evaluate(workdir)
+    from_alone = evaluate(alone, data="zoo_patterns", data_dir=patterns_dir, out_dir=tmp_path / "eval")
+    assert from_alone["accuracy"] == from_run["accuracy"]
+    assert from_run["examples"] == 1200 and len(from_run["per_class"]) == 10
+    assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 0
+    assert (tmp_path / "eval" / "confusion_matrix.csv").read_text().count("\n") == 11
+    result = run("evaluate.py", str(workdir), "--json")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert {"accuracy", "top5", "per_class", "images_per_sec"} <= set(printed)
+
+
+def test_rerun_of_a_finished_run_does_nothing(default_run, patterns_dir):
+    workdir, summary = default_run
+    experiment = load_experiment(ROOT / "configs/experiments/default.yaml", [*SHORT, f"data.data_dir={patterns_dir}"])
+    assert train(experiment, workdir) == summary
+
+
+def test_workdir_of_another_experiment_is_refused(default_run, patterns_dir):
+    workdir, _ = default_run
+    result = run("train.py", "configs/experiments/default.yaml", "--workdir", str(workdir),
+                 *[f"--set={s}" for s in [*SHORT, f"data.data_dir={patterns_dir}", "train.seed=1"]])
+    assert_one_line_error(result, "holds a run of a different configuration", "train")
+
+
+def test_reexport_command(default_run):
+    workdir, _ = default_run
+    result = run("-m", "zoo", "export", str(workdir))
+    assert result.returncode == 0, result.stderr
+    assert (workdir / "saved_model" / "saved_model.pb").exists()
+
+
+def test_bad_set_key_is_one_line_with_did_you_mean():
+    result = run("train.py", "configs/experiments/default.yaml", "--set", "train.epohcs=3")
+    assert_one_line_error(result, "--set", "train.epohcs", "did you mean 'epochs'?")
+
+
+def test_bad_set_value_names_the_key():
+    result = run("train.py", "configs/experiments/default.yaml", "--set", "model.layers.conv1.kernel_size=0")
+    assert_one_line_error(result, "model.layers[0].kernel_size", "received 0")
+
+
+def test_missing_dataset_says_what_was_tried(tmp_path):
+    result = run("train.py", "configs/experiments/mnist_lenet5.yaml", "--set", f"data.data_dir={tmp_path}")
+    assert_one_line_error(result, "'mnist' is not prepared", str(tmp_path), "data.manual_dir", "data.download")
+
+
+def test_unknown_dataset_has_a_did_you_mean(tmp_path):
+    result = run("train.py", "configs/experiments/mnist_lenet5.yaml", "--set", "data.name=mnits")
+    assert_one_line_error(result, "unknown TFDS dataset 'mnits'", "did you mean 'mnist'")
+
+
+def test_diverging_loss_stops_with_a_clear_message(tmp_path, patterns_dir):
+    result = run("train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),
+                 *[f"--set={s}" for s in [*SHORT, f"data.data_dir={patterns_dir}", "train.optimizer.name=sgd",
+                                          "train.optimizer.learning_rate=1.0e+30", "train.schedule.name=constant",
+                                          "train.schedule.warmup_epochs=0"]])
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "loss became NaN or infinite at epoch 1" in result.stderr
+    assert not (tmp_path / "run" / "checkpoint.keras").exists()
+
+
+@needs_tfds
+def test_mnist_prepares_from_manual_dir_without_network(tmp_path):
+    import tensorflow_datasets as tfds
+
+    from zoo.data import dataset_builder
+    from zoo.experiment import DataConfig
+
+    manual = ROOT.parent / "shared" / "datasets" / "mnist"
+    if not manual.exists():
+        pytest.skip(f"no MNIST archives at {manual}")
+    builder = dataset_builder(DataConfig(name="mnist", data_dir=str(tmp_path), manual_dir=str(manual)))
+    assert builder.is_prepared()
+    assert builder.info.splits["train"].num_examples == 60_000
+    assert builder.info.splits["test"].num_examples == 10_000
+    assert tfds.builder("mnist", data_dir=str(tmp_path)).is_prepared()
+
+
+@needs_tfds
+def test_resume_after_kill_9_never_trains_an_epoch_twice(tmp_path):
+    workdir = tmp_path / "run"
+    command = [sys.executable, "train.py", "configs/experiments/mnist_lenet5.yaml", "--workdir", str(workdir),
+               "--set", "train.epochs=3", "--set", "train.steps_per_epoch=60", "--set", "train.eval_steps=2"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    state = workdir / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(state.read_text())["epoch"]
+    assert 1 <= killed_at < 3
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"at epoch {killed_at + 1} of 3" in result.stdout
+    history = json.loads(state.read_text())["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert json.loads((workdir / "summary.json").read_text())["epochs"] == 3
+
+
+@needs_tfds
+def test_cifar10_resnet20_runs_end_to_end(tmp_path):
+    experiment = load_experiment(ROOT / "configs/experiments/cifar10_resnet20.yaml",
+                                 ["train.epochs=1", "train.steps_per_epoch=4", "train.eval_steps=2",
+                                  "train.batch_size=32"])
+    summary = train(experiment, tmp_path)
+    assert summary["model"] == "resnet20" and summary["params"] == 271_098
+    assert 0 <= summary["metrics"]["eval_accuracy"] <= 1
+    assert (tmp_path / "saved_model" / "saved_model.pb").exists()
