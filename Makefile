@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXPERIMENT ?= configs/experiments/default.yaml
 
-.PHONY: train test readme benchmark clean
+.PHONY: train test readme ablations clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,3 +25,14 @@ readme: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs
+
+# Runs the shipped ablations (needs TFDS_DATA_DIR with MNIST and CIFAR-10) and copies their
+# reports, as the tool wrote them, into docs/ablations/.
+ABLATIONS := lenet5_kernel_stride conv_types
+ablations: $(STAMP)
+	for name in $(ABLATIONS); do \
+	  $(BIN)/python train.py configs/ablations/$$name.yaml --workdir runs/ablations/$$name && \
+	  mkdir -p docs/ablations/$$name && \
+	  cp runs/ablations/$$name/results.md runs/ablations/$$name/results.csv runs/ablations/$$name/*.png docs/ablations/$$name/ \
+	  || exit 1; \
+	done

@@ -258,6 +258,8 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
         "experiment": experiment.name,
         "model": analysis.config.name,
         "dataset": data.name,
+        "input_shape": list(analysis.config.input_shape),
+        "num_classes": analysis.config.num_classes,
         "params": analysis.params,
         "macs": analysis.macs,
         "epochs": state["epoch"],

@@ -1,0 +1,99 @@
+"""Ablation sweeps: grid and one-at-a-time expansion, a tiny real sweep, its columns, and resume."""
+import csv
+
+import keras
+import pytest
+import yaml
+from helpers import ROOT
+
+from zoo.ablation import Ablation, expand, load_ablation, run_ablation
+from zoo.builder import trace
+from zoo.config import load_model_config
+from zoo.errors import ConfigError
+from zoo.keras_ops import KerasOps
+
+
+def test_grid_expansion_is_the_full_product():
+    ablation = Ablation("x.yaml", {"model.layers.conv1.kernel_size": [1, 3, 5], "model.layers.conv1.strides": [1, 2]})
+    variants = expand(ablation)
+    assert len(variants) == 6
+    assert variants[0].name == "kernel_size-1_strides-1" and variants[-1].name == "kernel_size-5_strides-2"
+    assert len({v.name for v in variants}) == 6
+
+
+def test_one_at_a_time_varies_each_axis_from_the_baseline():
+    ablation = Ablation("x.yaml", {"a.kernel_size": [3, 5, 7], "a.strides": [1, 2]}, mode="one_at_a_time")
+    values = [v.values for v in expand(ablation)]
+    assert values == [{"a.kernel_size": 3, "a.strides": 1}, {"a.kernel_size": 5, "a.strides": 1},
+                      {"a.kernel_size": 7, "a.strides": 1}, {"a.kernel_size": 3, "a.strides": 2}]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "ablations").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_ablations_load(path):
+    ablation, experiment = load_ablation(path)
+    assert experiment.exists() and expand(ablation)
+
+
+def test_an_axis_without_values_is_a_config_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("experiment: ../x.yaml\naxes: {model.layers.conv1.kernel_size: []}\n")
+    with pytest.raises(ConfigError, match=r"axes.model.layers.conv1.kernel_size: expected a non-empty list"):
+        load_ablation(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sweep")
+    ablation = {
+        "experiment": str(ROOT / "configs/experiments/default.yaml"),
+        "set": {"train.epochs": 1, "train.steps_per_epoch": 3, "train.eval_steps": 2, "train.batch_size": 32,
+                "data.data_dir": str(tmp / "tfds")},
+        "axes": {"model.layers.conv1.kernel_size": [3, 9], "model.layers.conv1.padding": ["same", "valid"],
+                 "model.layers.conv1.strides": [2]},
+    }
+    path = tmp / "tiny.yaml"
+    path.write_text(yaml.safe_dump(ablation))
+    workdir = tmp / "out"
+    return path, workdir, run_ablation(path, workdir=workdir)
+
+
+def test_sweep_writes_results_with_the_promised_columns(tiny_sweep):
+    _, workdir, rows = tiny_sweep
+    with open(workdir / "results.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 4
+    assert {"kernel_size", "strides", "padding", "output_size", "receptive_field", "params", "macs", "train_accuracy",
+            "eval_accuracy", "images_per_sec", "wall_seconds"} <= set(table[0])
+    assert (workdir / "results.md").read_text().count("\n| ") == 5  # header + 4 rows
+    assert (workdir / "accuracy_vs_kernel_size.png").stat().st_size > 0
+    assert (workdir / "accuracy_vs_macs.png").stat().st_size > 0
+    assert list((workdir / "hparams").rglob("events.out.tfevents.*"))
+
+
+def test_sweep_output_size_equals_the_keras_output_shape(tiny_sweep):
+    path, _, rows = tiny_sweep
+    for row in (r for r in rows if r["status"] == "ok"):
+        config = load_model_config({"base": "lenet5", "input_shape": [32, 32, 1],
+                                    "layers": {"conv1": {k: row[k] for k in ("kernel_size", "padding", "strides")}}})
+        conv1 = next(trace(config, KerasOps(), keras.Input(config.input_shape)))
+        assert list(conv1.output.shape[1:3]) == row["output_size"]
+    assert [r["output_size"] for r in rows if r["status"] == "ok"] == [[16, 16], [15, 15], [16, 16], [12, 12]]
+
+
+def test_sweep_records_impossible_variants_instead_of_crashing(tmp_path):
+    ablation = {"experiment": str(ROOT / "configs/experiments/default.yaml"),
+                "axes": {"model.layers.conv1.kernel_size": [40]}}
+    path = tmp_path / "impossible.yaml"
+    path.write_text(yaml.safe_dump(ablation))
+    rows = run_ablation(path, workdir=tmp_path / "out")
+    assert rows[0]["status"].startswith("invalid:") and "would be" in rows[0]["status"]
+
+
+def test_rerun_skips_finished_variants(tiny_sweep, capsys):
+    path, workdir, rows = tiny_sweep
+    summaries = {p: p.read_text() for p in workdir.rglob("summary.json")}
+    again = run_ablation(path, workdir=workdir)
+    out = capsys.readouterr().out
+    assert out.count("already finished") == 4
+    assert {p: p.read_text() for p in workdir.rglob("summary.json")} == summaries
+    assert [r["eval_accuracy"] for r in again] == [r["eval_accuracy"] for r in rows]
