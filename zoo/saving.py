@@ -8,6 +8,6 @@ import keras
 from zoo import layers, schedules  # noqa: F401  (registration of LocalResponseNormalization, ChannelZeroPad, WarmupSchedule)
 
 
-def load_keras_model(path: str | Path) -> keras.Model:
-    """A model (with its optimizer, if it was saved compiled) from a .keras file."""
-    return keras.saving.load_model(Path(path))
+def load_keras_model(path: str | Path, compile: bool = True) -> keras.Model:
+    """A model from a .keras file; with `compile`, its optimizer state too (what resuming needs)."""
+    return keras.saving.load_model(Path(path), compile=compile)

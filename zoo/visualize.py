@@ -81,16 +81,14 @@ def tile_grid(tiles: Sequence[np.ndarray], titles: Sequence[str], title: str, pa
 
 
 def load_run_model(run_dir: Path) -> "keras.Model":
-    """RUN_DIR/model.keras for inference (not compiled: its optimizer and schedule are not needed)."""
-    import keras
-
-    import zoo.layers  # noqa: F401  (registers the custom layers model.keras may hold)
+    """RUN_DIR/model.keras, the trained model."""
+    from zoo.saving import load_keras_model
 
     path = run_dir / "model.keras"
     if not path.is_file():
         raise ZooError(f"expected model.keras in the run directory {run_dir} (a finished run with export.keras: "
                        "true saves it), received a directory without it")
-    return keras.saving.load_model(path, compile=False)
+    return load_keras_model(path, compile=False)
 
 
 def load_run(run_dir: Path) -> tuple["keras.Model", "Experiment"]:
@@ -137,23 +135,19 @@ def block_names(experiment: "Experiment") -> list[str]:
 
 def block_outputs(model: "keras.Model", blocks: Sequence[str]) -> list[tuple[str, "keras.layers.Layer"]]:
     """(block, its last layer) for each block holding a convolution whose last layer outputs feature maps."""
-    import keras
-
     members: dict[str, list] = {name: [] for name in blocks}
     for layer in model.layers:
         owners = [name for name in blocks if layer.name == name or layer.name.startswith(f"{name}_")]
         if owners:
             members[max(owners, key=len)].append(layer)
-    convolutions = (keras.layers.Conv2D, keras.layers.SeparableConv2D)
     return [(name, layers[-1]) for name, layers in members.items()
-            if any(isinstance(layer, convolutions) for layer in layers) and len(layers[-1].output.shape) == 4]
+            if any(map(is_convolution, layers)) and len(layers[-1].output.shape) == 4]
 
 
-def first_convolution(model: "keras.Model") -> "keras.layers.Layer | None":
+def is_convolution(layer: "keras.layers.Layer") -> bool:
     import keras
 
-    return next((layer for layer in model.layers
-                 if isinstance(layer, (keras.layers.Conv2D, keras.layers.SeparableConv2D))), None)
+    return isinstance(layer, (keras.layers.Conv2D, keras.layers.SeparableConv2D))
 
 
 def filter_tiles(layer: "keras.layers.Layer") -> list[np.ndarray]:
@@ -165,7 +159,7 @@ def filter_tiles(layer: "keras.layers.Layer") -> list[np.ndarray]:
         kernel = kernel.reshape(*kernel.shape[:2], 1, -1)
     else:
         kernel = np.asarray(layer.kernel, dtype=np.float32)
-    tiles = kernel[:, :, :3, :] if kernel.shape[2] == 3 else kernel[:, :, 0, :]
+    tiles = kernel if kernel.shape[2] == 3 else kernel[:, :, 0, :]
     tiles = np.moveaxis(tiles, -1, 0)
     low = tiles.min(axis=tuple(range(1, tiles.ndim)), keepdims=True)
     high = tiles.max(axis=tuple(range(1, tiles.ndim)), keepdims=True)
@@ -230,13 +224,13 @@ def visualize(run_dir: str | Path, image: str | Path | None = None, index: int |
         pixels = evaluation_image(experiment, preprocessing, 0 if index is None else index)
 
     outputs = block_outputs(model, block_names(experiment))
-    probe = keras.Model(model.inputs, [model.output, *(layer.output for _, layer in outputs)])
-    probabilities, *feature_maps = probe(preprocessing.normalize(pixels[None]), training=False)
+    probe = keras.Model(model.inputs, (model.output, [layer.output for _, layer in outputs]))  # nested: never unpacked
+    probabilities, feature_maps = probe(preprocessing.normalize(pixels[None]), training=False)
     class_names = read_metadata(run_dir / "saved_model").get("class_names")
     written = [plot_input(pixels, np.asarray(probabilities[0], dtype=np.float32), class_names,
                           out_dir / "input.png")]
 
-    layer = first_convolution(model)
+    layer = next(filter(is_convolution, model.layers), None)
     if layer is not None:
         tiles = filter_tiles(layer)
         written.append(tile_grid(tiles, [str(i) for i in range(len(tiles))], f"{layer.name}: {len(tiles)} filters",
