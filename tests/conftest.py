@@ -21,3 +21,9 @@ def _fresh_keras_session():
     import keras
 
     keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def patterns_dir(tmp_path_factory):
+    """One TFDS data_dir for the whole session, so zoo_patterns is generated once."""
+    return str(tmp_path_factory.mktemp("tfds"))

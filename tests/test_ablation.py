@@ -42,12 +42,12 @@ def test_an_axis_without_values_is_a_config_error(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
+def tiny_sweep(tmp_path_factory, patterns_dir):
     tmp = tmp_path_factory.mktemp("sweep")
     ablation = {
         "experiment": str(ROOT / "configs/experiments/default.yaml"),
         "set": {"train.epochs": 1, "train.steps_per_epoch": 3, "train.eval_steps": 2, "train.batch_size": 32,
-                "data.data_dir": str(tmp / "tfds")},
+                "data.data_dir": patterns_dir},
         "axes": {"model.layers.conv1.kernel_size": [3, 9], "model.layers.conv1.padding": ["same", "valid"],
                  "model.layers.conv1.strides": [2]},
     }
@@ -80,13 +80,16 @@ def test_sweep_output_size_equals_the_keras_output_shape(tiny_sweep):
     assert [r["output_size"] for r in rows if r["status"] == "ok"] == [[16, 16], [15, 15], [16, 16], [12, 12]]
 
 
-def test_sweep_records_impossible_variants_instead_of_crashing(tmp_path):
+def test_sweep_records_impossible_variants_instead_of_crashing(tmp_path, patterns_dir):
     ablation = {"experiment": str(ROOT / "configs/experiments/default.yaml"),
-                "axes": {"model.layers.conv1.kernel_size": [40]}}
+                "set": {"train.epochs": 1, "train.steps_per_epoch": 2, "train.eval_steps": 1,
+                        "data.data_dir": patterns_dir},
+                "axes": {"model.layers.conv1.kernel_size": [40, 3], "model.layers.conv1.padding": ["valid"]}}
     path = tmp_path / "impossible.yaml"
     path.write_text(yaml.safe_dump(ablation))
     rows = run_ablation(path, workdir=tmp_path / "out")
-    assert rows[0]["status"].startswith("invalid:") and "would be" in rows[0]["status"]
+    assert rows[0]["status"].startswith("invalid:") and "height would be -7" in rows[0]["status"]
+    assert rows[1]["status"] == "ok"
 
 
 def test_rerun_skips_finished_variants(tiny_sweep, capsys):
@@ -97,3 +100,19 @@ def test_rerun_skips_finished_variants(tiny_sweep, capsys):
     assert out.count("already finished") == 4
     assert {p: p.read_text() for p in workdir.rglob("summary.json")} == summaries
     assert [r["eval_accuracy"] for r in again] == [r["eval_accuracy"] for r in rows]
+
+
+@pytest.mark.parametrize("block, dilation, params, extent", [
+    ("conv", 1, 3 * 3 * 32 * 64, 3),                  # 3*3*C_in*C_out
+    ("separable_conv", 1, 3 * 3 * 32 + 32 * 64, 3),   # 3*3*C_in + C_in*C_out
+    ("conv", 2, 3 * 3 * 32 * 64, 5),                  # a dilation-2 3x3 sees 5x5
+])
+def test_conv_types_varied_layer_matches_the_formulas(block, dilation, params, extent):
+    from zoo.ablation import describe_layer
+    from zoo.experiment import load_experiment
+
+    experiment = load_experiment(ROOT / "configs/experiments/cifar10_small.yaml",
+                                 [f"model.layers.conv2.type={block}", f"model.layers.conv2.dilation_rate={dilation}"])
+    described = describe_layer(experiment, {"input_shape": [32, 32, 3], "num_classes": 10}, "conv2")
+    assert described["layer_params"] == params and described["kernel_extent"] == extent
+    assert described["output_size"] == [16, 16]

@@ -27,11 +27,6 @@ SHORT = ["train.epochs=2", "train.steps_per_epoch=6", "train.eval_steps=3", "tra
 
 
 @pytest.fixture(scope="module")
-def patterns_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("tfds"))
-
-
-@pytest.fixture(scope="module")
 def default_run(tmp_path_factory, patterns_dir):
     workdir = tmp_path_factory.mktemp("run")
     experiment = load_experiment(ROOT / "configs/experiments/default.yaml", [*SHORT, f"data.data_dir={patterns_dir}"])
