@@ -182,3 +182,34 @@ def test_cifar10_resnet20_runs_end_to_end(tmp_path):
     assert summary["model"] == "resnet20" and summary["params"] == 271_098
     assert 0 <= summary["metrics"]["eval_accuracy"] <= 1
     assert (tmp_path / "saved_model" / "saved_model.pb").exists()
+
+
+def test_folder_of_own_images_trains(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 12), ("test", 4)):
+        for label in ("dark", "light"):
+            folder = tmp_path / "images" / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                value = 40 if label == "dark" else 210
+                image = np.clip(rng.normal(value, 10, (20 + i, 24, 3)), 0, 255).astype(np.uint8)
+                (folder / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+    experiment = load_experiment(ROOT / "configs/experiments/default.yaml", [
+        f"data.folder={tmp_path / 'images'}", "data.image_size=[32, 32]", "train.epochs=1", "train.steps_per_epoch=2",
+        "train.batch_size=8", "data.mean=[0.5]", "data.std=[0.25]"])
+    summary = train(experiment, tmp_path / "run")
+    assert summary["input_shape"] == [32, 32, 3] and summary["num_classes"] == 2
+
+
+@pytest.mark.parametrize("setting", ["train.xla=on", "train.precision=mixed_bfloat16"])
+def test_xla_and_mixed_precision_runs_are_recorded(setting, tmp_path, patterns_dir):
+    experiment = load_experiment(ROOT / "configs/experiments/default.yaml",
+                                 ["train.epochs=1", "train.steps_per_epoch=2", "train.eval_steps=1",
+                                  "train.batch_size=16", f"data.data_dir={patterns_dir}", setting])
+    try:
+        summary = train(experiment, tmp_path)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert summary["xla"] is (setting == "train.xla=on")
+    assert summary["precision"] == experiment.train.precision
+    assert (tmp_path / "saved_model" / "saved_model.pb").exists()

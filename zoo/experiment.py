@@ -67,10 +67,14 @@ class TrainConfig:
     schedule: ScheduleConfig = ScheduleConfig()
     label_smoothing: Fraction = 0.0
     seed: int = 0
-    xla: Literal["auto", "on", "off"] = "auto"  # auto: on with a GPU, off on CPU (where XLA is slower)
+    xla: Literal["auto", "on", "off"] | bool = "auto"  # auto: on with a GPU, off on CPU (where XLA is slower)
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     steps_per_epoch: PositiveInt | None = None  # cap an epoch (short runs); None: the whole split
     eval_steps: PositiveInt | None = None       # cap evaluation; None: the whole split
+
+    def __post_init__(self):
+        if isinstance(self.xla, bool):  # YAML 1.1 reads an unquoted `on`/`off` as true/false
+            object.__setattr__(self, "xla", "on" if self.xla else "off")
 
 
 @dataclasses.dataclass(frozen=True)
