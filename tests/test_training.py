@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -137,7 +138,7 @@ def test_mnist_prepares_from_manual_dir_without_network(tmp_path):
     from zoo.data import dataset_builder
     from zoo.experiment import DataConfig
 
-    manual = ROOT.parent / "shared" / "datasets" / "mnist"
+    manual = Path(TFDS_DATA_DIR).resolve().parent / "datasets" / "mnist"  # shared/datasets beside shared/tfds
     if not manual.exists():
         pytest.skip(f"no MNIST archives at {manual}")
     builder = dataset_builder(DataConfig(name="mnist", data_dir=str(tmp_path), manual_dir=str(manual)))
