@@ -12,18 +12,14 @@ from zoo.schema import REQUIRED
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def sample_value(hint) -> object:
-    """A small valid value for a required block parameter (all of them are positive integers)."""
-    return 4
-
-
 FLAT_INPUT = {"dense", "classifier"}
 FLAT_OUTPUT = {"flatten", "global_avg_pool", "global_max_pool"}
 
 
 def tiny_config(block: str, input_shape=(16, 16, 4), **args) -> dict:
     """A model of one block of type `block` (required parameters filled in), then a classifier."""
-    required = {k: sample_value(h) for k, (h, d) in BLOCKS[block].params.items() if d is REQUIRED}
+    # every required block parameter is a positive integer (a channel count), so 4 fits them all
+    required = {k: 4 for k, (_, default) in BLOCKS[block].params.items() if default is REQUIRED}
     layers = [{"type": block, "name": "block", **required, **args}]
     if block in FLAT_INPUT:
         layers.insert(0, {"type": "flatten", "name": "flatten"})

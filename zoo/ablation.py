@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import io
 import itertools
+import json
 import re
 import time
 from pathlib import Path
@@ -91,8 +92,6 @@ def varied_layer(ablation: Ablation) -> str | None:
 
 
 def _overrides(mapping: dict[str, Any]) -> list[str]:
-    import json
-
     return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
 
 

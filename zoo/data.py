@@ -25,7 +25,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """One split, its size, and how it was found."""
+    """One split of the dataset and its number of examples."""
 
     name: str
     examples: int

@@ -90,9 +90,9 @@ def read_state(run_dir: Path, experiment: Experiment) -> dict[str, Any]:
     saved_config = run_dir / "config.yaml"
     if not saved_config.exists():
         return {"epoch": 0, "history": []}
-    saved = yaml.safe_load(saved_config.read_text())
-    if saved != experiment.to_dict():
-        changed = sorted(k for k in set(saved) | set(experiment.to_dict()) if saved.get(k) != experiment.to_dict().get(k))
+    saved, current = yaml.safe_load(saved_config.read_text()), experiment.to_dict()
+    if saved != current:
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         raise ZooError(f"--workdir {run_dir} holds a run of a different configuration (sections differing: "
                        f"{', '.join(changed)}); use a new --workdir")
     state_path = run_dir / STATE

@@ -8,6 +8,7 @@ dataset builder: `tfds.load("zoo_patterns")` prepares it on first use.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -45,24 +46,10 @@ def _segment(grid: Grid, rng: np.random.Generator, angle: float) -> np.ndarray:
     return _band(across, thickness) * np.clip(half_length + 0.5 - np.abs(along), 0, 1)
 
 
-@drawer("horizontal_line")
-def _horizontal(grid, rng):
-    return _segment(grid, rng, 0.0)
-
-
-@drawer("vertical_line")
-def _vertical(grid, rng):
-    return _segment(grid, rng, np.pi / 2)
-
-
-@drawer("diagonal_down")
-def _diagonal_down(grid, rng):
-    return _segment(grid, rng, np.pi / 4)
-
-
-@drawer("diagonal_up")
-def _diagonal_up(grid, rng):
-    return _segment(grid, rng, -np.pi / 4)
+# Lines at four angles; registered in class order.
+for _name, _angle in {"horizontal_line": 0.0, "vertical_line": np.pi / 2,
+                      "diagonal_down": np.pi / 4, "diagonal_up": -np.pi / 4}.items():
+    DRAWERS[_name] = functools.partial(_segment, angle=_angle)
 
 
 def _cross(grid, rng, angle):
@@ -72,14 +59,8 @@ def _cross(grid, rng, angle):
     return np.maximum(first, _segment(grid, rng, angle + np.pi / 2))
 
 
-@drawer("cross")
-def _plus(grid, rng):
-    return _cross(grid, rng, 0.0)
-
-
-@drawer("x_cross")
-def _x(grid, rng):
-    return _cross(grid, rng, np.pi / 4)
+for _name, _angle in {"cross": 0.0, "x_cross": np.pi / 4}.items():
+    DRAWERS[_name] = functools.partial(_cross, angle=_angle)
 
 
 @drawer("horizontal_edge")
