@@ -3,8 +3,8 @@ import argparse
 import json
 import sys
 
-from zoo.errors import exits_cleanly
-from zoo.quiet import import_tensorflow_quietly
+from zoo.common.errors import exits_cleanly
+from zoo.common.quiet import import_tensorflow_quietly
 
 
 @exits_cleanly
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import_tensorflow_quietly()
 
-    from zoo.evaluation import evaluate, format_result
+    from zoo.deploy.evaluation import evaluate, format_result
 
     result = evaluate(args.target, data=args.data, split=args.split, data_dir=args.data_dir,
                       batch_size=args.batch_size, out_dir=args.out)

@@ -2,8 +2,8 @@
 import argparse
 import sys
 
-from zoo.errors import exits_cleanly
-from zoo.quiet import import_tensorflow_quietly
+from zoo.common.errors import exits_cleanly
+from zoo.common.quiet import import_tensorflow_quietly
 
 
 @exits_cleanly
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import_tensorflow_quietly()
 
-    from zoo.runner import run_config
+    from zoo.cli.runner import run_config
 
     run_config(args.config, args.overrides, args.workdir)
     return 0

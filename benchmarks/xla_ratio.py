@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zoo.quiet import import_tensorflow_quietly  # noqa: E402
+from zoo.common.quiet import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()
 
@@ -23,7 +23,7 @@ import tensorflow as tf  # noqa: E402
 
 from zoo import build_model  # noqa: E402
 from zoo.experiment import TrainConfig  # noqa: E402
-from zoo.training import compile_model  # noqa: E402
+from zoo.training.compile import compile_model  # noqa: E402
 
 
 def images_per_sec(model_name: str, xla: bool, batch_size: int, steps: int, precision: str) -> float:

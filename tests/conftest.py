@@ -5,7 +5,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
-from zoo.config import shipped_model_configs  # noqa: E402
+from zoo.models.config import shipped_model_configs  # noqa: E402
 
 MODEL_CONFIGS = shipped_model_configs()
 

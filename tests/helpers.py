@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zoo.blocks import BLOCKS
-from zoo.schema import REQUIRED
+from zoo.common.schema import REQUIRED
+from zoo.models.blocks import BLOCKS
 
 ROOT = Path(__file__).resolve().parent.parent
 

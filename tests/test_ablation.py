@@ -6,11 +6,11 @@ import pytest
 import yaml
 from helpers import ROOT
 
-from zoo.ablation import Ablation, expand, load_ablation, run_ablation
-from zoo.builder import trace
-from zoo.config import load_model_config
-from zoo.errors import ConfigError
-from zoo.keras_ops import KerasOps
+from zoo.common.errors import ConfigError
+from zoo.models.builder import trace
+from zoo.models.config import load_model_config
+from zoo.models.keras_ops import KerasOps
+from zoo.studies.ablation import Ablation, expand, load_ablation, run_ablation
 
 
 def test_grid_expansion_is_the_full_product():
@@ -108,8 +108,8 @@ def test_rerun_skips_finished_variants(tiny_sweep, capsys):
     ("conv", 2, 3 * 3 * 32 * 64, 5),                  # a dilation-2 3x3 sees 5x5
 ])
 def test_conv_types_varied_layer_matches_the_formulas(block, dilation, params, extent):
-    from zoo.ablation import describe_layer
     from zoo.experiment import load_experiment
+    from zoo.studies.ablation import describe_layer
 
     experiment = load_experiment(ROOT / "configs/experiments/cifar10_small.yaml",
                                  [f"model.layers.conv2.type={block}", f"model.layers.conv2.dilation_rate={dilation}"])

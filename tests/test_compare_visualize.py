@@ -11,14 +11,14 @@ import pytest
 import tensorflow as tf
 from helpers import ROOT, assert_one_line_error, run
 
-from zoo.analysis import analyze
-from zoo.builder import build_model
-from zoo.compare import compare
-from zoo.config import load_model_config
-from zoo.errors import ZooError
+from zoo.common.errors import ZooError
 from zoo.experiment import load_experiment
-from zoo.training import train
-from zoo.visualize import block_outputs, filter_tiles, visualize
+from zoo.models.analysis import analyze
+from zoo.models.builder import build_model
+from zoo.models.config import load_model_config
+from zoo.studies.compare import compare
+from zoo.studies.visualize import block_outputs, filter_tiles, visualize
+from zoo.training.trainer import train
 
 CSV_COLUMNS = ["model", "source", "input", "params", "macs", "images_per_sec", "latency_ms", "saved_model_mb",
                "top1", "top5", "train_images_per_sec"]

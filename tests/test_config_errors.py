@@ -4,9 +4,9 @@ import textwrap
 import pytest
 from helpers import assert_one_line_error, run
 
-from zoo.builder import check_shapes
-from zoo.config import load_model_config
-from zoo.errors import ConfigError
+from zoo.common.errors import ConfigError
+from zoo.models.builder import check_shapes
+from zoo.models.config import load_model_config
 
 GOOD_LAYERS = """
 layers:

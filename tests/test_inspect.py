@@ -5,8 +5,8 @@ import pytest
 from conftest import MODEL_CONFIGS, model_ids
 from helpers import ROOT
 
-from zoo.analysis import models_table
-from zoo.cli import main
+from zoo.cli.commands import main
+from zoo.models.analysis import models_table
 
 
 @pytest.mark.parametrize("path", MODEL_CONFIGS, ids=model_ids())

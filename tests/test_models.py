@@ -10,10 +10,10 @@ from conftest import MODEL_CONFIGS, model_ids
 from helpers import keras_macs, tiny_config
 
 from zoo import build_model, load_model_config
-from zoo.analysis import analyze
-from zoo.blocks import BLOCKS
-from zoo.builder import trace
-from zoo.keras_ops import KerasOps
+from zoo.models.analysis import analyze
+from zoo.models.blocks import BLOCKS
+from zoo.models.builder import trace
+from zoo.models.keras_ops import KerasOps
 
 # (count_params(), trainable parameters) from the references; None where the reference gives only one.
 REFERENCE_COUNTS = {

@@ -5,8 +5,8 @@ import pytest
 from conftest import MODEL_CONFIGS
 
 from zoo import build_model, load_model_config
-from zoo.errors import ZooError
-from zoo.pretrained import keras_application, transfer_weights
+from zoo.common.errors import ZooError
+from zoo.models.pretrained import keras_application, transfer_weights
 
 TWINS = [p.stem for p in MODEL_CONFIGS if load_model_config(p).keras_application]
 

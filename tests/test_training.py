@@ -18,9 +18,9 @@ import pytest
 import tensorflow as tf
 from helpers import ROOT, assert_one_line_error, run
 
-from zoo.evaluation import evaluate
+from zoo.deploy.evaluation import evaluate
 from zoo.experiment import load_experiment
-from zoo.training import train
+from zoo.training.trainer import train
 
 TFDS_DATA_DIR = os.environ.get("TFDS_DATA_DIR")
 needs_tfds = pytest.mark.skipif(not TFDS_DATA_DIR, reason="TFDS_DATA_DIR is unset: no prepared MNIST/CIFAR-10 to read")
@@ -135,7 +135,7 @@ def test_diverging_loss_stops_with_a_clear_message(tmp_path, patterns_dir):
 def test_mnist_prepares_from_manual_dir_without_network(tmp_path):
     import tensorflow_datasets as tfds
 
-    from zoo.data import dataset_builder
+    from zoo.data.sources import dataset_builder
     from zoo.experiment import DataConfig
 
     manual = Path(TFDS_DATA_DIR).resolve().parent / "datasets" / "mnist"  # shared/datasets beside shared/tfds

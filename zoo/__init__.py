@@ -2,7 +2,7 @@
 
 TensorFlow is imported only when a model is built, so inspecting configs stays fast.
 """
-from zoo.builder import build_model
-from zoo.config import load_model_config
+from zoo.models.builder import build_model
+from zoo.models.config import load_model_config
 
 __all__ = ["build_model", "load_model_config"]

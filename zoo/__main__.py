@@ -1,6 +1,6 @@
 """Entry point of `python -m zoo` (see zoo.cli)."""
 import sys
 
-from zoo.cli import main
+from zoo.cli.commands import main
 
 sys.exit(main())

@@ -4,7 +4,7 @@ Every default lives in the dataclasses below, nowhere else. A file is checked st
 keys get a did-you-mean), then each `--set dotted.key=value` is applied with the same checks,
 and the resolved experiment, model included, is what a run saves as `config.yaml`.
 The `model` section is a model config mapping: usually `base: NAME_OR_PATH` plus overrides, such
-as `layers: {conv1: {kernel_size: 5}}` (see zoo.config).
+as `layers: {conv1: {kernel_size: 5}}` (see zoo.models.config).
 """
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from typing import Any, Literal, Mapping
 
 import yaml
 
-from zoo.config import ModelConfig, _StrictLoader, layer_name, load_yaml, resolve_bases, validate_model
-from zoo.errors import ConfigError
-from zoo.schema import (Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, build_dataclass)
+from zoo.common.errors import ConfigError
+from zoo.common.schema import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, build_dataclass
+from zoo.common.yamlfiles import StrictLoader, load_yaml
+from zoo.models.config import ModelConfig, layer_name, resolve_bases, validate_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +116,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"expected dotted.key=value, received {text!r}", source="--set")
     try:
-        parsed = yaml.load(value, Loader=_StrictLoader) if value.strip() else ""
+        parsed = yaml.load(value, Loader=StrictLoader) if value.strip() else ""
     except yaml.YAMLError:
         raise ConfigError(f"cannot parse the value {value!r}", source="--set", key=key) from None
     return key.split("."), parsed

@@ -1,0 +1,144 @@
+"""`python -m zoo COMMAND`: inspect, models, compare, export, visualize.
+
+Each subcommand parses its arguments here and calls the package; a ZooError becomes one line
+and exit status 2 (zoo.common.errors.exits_cleanly).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable
+
+from zoo.common.errors import exits_cleanly
+from zoo.common.quiet import import_tensorflow_quietly
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser], None]):
+    """Registers `run(args) -> exit status` as subcommand `name`."""
+
+    def register(run: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = (help, arguments, run)
+        return run
+
+    return register
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """'32,32,3' -> (32, 32, 3)."""
+    try:
+        shape = tuple(int(part) for part in text.replace("x", ",").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected H,W,C as three positive integers, received {text!r}")
+    return shape  # type: ignore[return-value]
+
+
+def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="a model config file or a shipped model's name (e.g. resnet20)")
+    parser.add_argument("--input-shape", type=parse_shape, help="override the input as H,W,C")
+    parser.add_argument("--num-classes", type=int, help="override the number of classes")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of rows")
+
+
+@command("inspect", "one row per block: output shape, parameters, MACs, receptive field", _inspect_arguments)
+def inspect_command(args: argparse.Namespace) -> int:
+    from zoo.models.analysis import analyze, format_table
+    from zoo.models.config import load_model_config
+
+    config = load_model_config(args.config)
+    if args.input_shape or args.num_classes:
+        config = config.with_overrides(args.input_shape, args.num_classes)
+    analysis = analyze(config)
+    if args.json:
+        print(json.dumps([row.as_json() for row in analysis.rows], indent=1))
+    else:
+        print(format_table(analysis))
+    return 0
+
+
+def _models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--update-readme", metavar="README", help="replace the table between the markers in README")
+
+
+@command("models", "the Markdown table of shipped models with parameters and MACs", _models_arguments)
+def models_command(args: argparse.Namespace) -> int:
+    from zoo.common.files import replace_between_markers
+    from zoo.models.analysis import models_table
+
+    table = models_table()
+    if args.update_readme:
+        replace_between_markers(args.update_readme, "models", table)
+    else:
+        print(table)
+    return 0
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a run directory (with model.keras or checkpoint.keras and config.yaml)")
+
+
+@command("export", "re-export a run's SavedModel (verified against the Keras model)", _export_arguments)
+def export_command(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
+    from zoo.deploy.export import reexport_run
+
+    print(reexport_run(args.run_dir))
+    return 0
+
+
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("references", nargs="+", metavar="CONFIG_OR_RUN",
+                        help="a model config file, a shipped model's name (e.g. resnet20) or a run directory")
+    parser.add_argument("--out", default="compare", help="where compare.md, compare.csv and the plot go "
+                                                          "(default: ./compare)")
+    parser.add_argument("--no-timing", action="store_true", help="skip the inference timing (faster)")
+
+
+@command("compare", "configs and trained runs side by side: size, MACs, speed, SavedModel size, accuracy",
+         _compare_arguments)
+def compare_command(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
+    from zoo.studies.compare import compare
+
+    compare(args.references, args.out, timing=not args.no_timing)
+    return 0
+
+
+def _visualize_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory (with model.keras)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--image", help="a PNG or JPEG image to run through the model")
+    source.add_argument("--index", type=int, help="an image of the evaluation split (default: 0)")
+    parser.add_argument("--out", help="where the PNGs go (default: RUN_DIR/visualize)")
+
+
+@command("visualize", "PNGs of a run: first-layer filters, feature maps per block, input, training curves",
+         _visualize_arguments)
+def visualize_command(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
+    from zoo.studies.visualize import visualize
+
+    for path in visualize(args.run_dir, image=args.image, index=args.index, out_dir=args.out):
+        print(path)
+    return 0
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zoo", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help, arguments, _) in COMMANDS.items():
+        arguments(subparsers.add_parser(name, help=help, description=help))
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command][2](args)
+    except BrokenPipeError:  # `python -m zoo inspect ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Where images come from: a TFDS dataset (found, or prepared when allowed) or a folder of images.
+
+`dataset_builder` finds the TFDS builder for a data config (preparing it from `manual_dir` or a
+download only when asked) and turns every way of getting that wrong into one clear ZooError;
+`load_split` reads one split as unbatched (uint8 image, label) pairs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import tensorflow as tf
+
+from zoo.common.errors import ZooError, unknown
+from zoo.experiment import DataConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split of the dataset and its number of examples."""
+
+    name: str
+    examples: int
+    dataset: tf.data.Dataset  # (uint8 image, int label) pairs, unbatched
+
+
+def _expand(path: str | None) -> str | None:
+    return None if path is None else os.path.expanduser(path)
+
+
+def dataset_builder(config: DataConfig):
+    """The TFDS builder for `config`, prepared; a clear ZooError if it cannot be found or prepared."""
+    import tensorflow_datasets as tfds
+
+    import zoo.data.datasets  # noqa: F401  (registers zoo_patterns)
+
+    if not sys.stderr.isatty():
+        tfds.disable_progress_bar()  # its bars make unreadable logs
+
+    if config.folder:
+        root = Path(_expand(config.folder))
+        if not root.is_dir():
+            raise ZooError(f"data.folder: expected a folder of FOLDER/SPLIT/CLASS/images, received {root} "
+                           "(not a directory)")
+        try:
+            return tfds.ImageFolder(str(root))
+        except Exception as error:
+            raise ZooError(f"data.folder: cannot read images from {root}: {error}") from None
+    data_dir = _expand(config.data_dir)
+    try:
+        builder = tfds.builder(config.name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ZooError(f"data.name: {unknown('TFDS dataset', config.name, tfds.list_builders())}") from None
+    if builder.is_prepared():
+        return builder
+    where = builder.data_dir
+    if not (config.download or config.manual_dir):
+        raise ZooError(
+            f"dataset {config.name!r} is not prepared in {where} (data_dir: {config.data_dir or 'TFDS default'}); "
+            "set data.data_dir (or TFDS_DATA_DIR) to where it is prepared, data.manual_dir to prepare it from "
+            "archives you downloaded, or data.download: true to let TFDS download it")
+    manual_dir = _expand(config.manual_dir)
+    try:
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except Exception as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+        raise ZooError(
+            f"cannot prepare dataset {config.name!r} in {where} (download: {str(config.download).lower()}, "
+            f"manual_dir: {manual_dir}): {first_line[:200]}; check the network, data.manual_dir, or "
+            "data.data_dir") from None
+    return builder
+
+
+def load_split(builder, config: DataConfig, split: str, *, training: bool, seed: int) -> Split:
+    """(uint8 image, label) pairs of one split, with TFDS slicing (`train[:90%]`) allowed."""
+    import tensorflow_datasets as tfds
+
+    try:
+        examples = builder.info.splits[split].num_examples
+        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=training,
+                                     read_config=tfds.ReadConfig(shuffle_seed=seed))
+    except (KeyError, ValueError, AssertionError) as error:
+        raise ZooError(f"data: cannot read split {split!r} of {builder.name} "
+                       f"(splits: {', '.join(builder.info.splits)}): {str(error).splitlines()[0][:160]}") from None
+    return Split(split, examples, dataset)

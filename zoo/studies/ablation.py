@@ -1,0 +1,238 @@
+"""Ablation sweeps: a base experiment, axes over any config key, one normal run per variant, a report.
+
+An ablation file names `experiment` (a path relative to it), optional `set` (overrides for every
+variant, such as short training), `axes` (dotted keys, layers addressed by name, each with a list
+of values) and `mode` (`grid`, the default, or `one_at_a_time`: each axis varied alone, the others
+at their first value). `train.py ABLATION.yaml --workdir DIR` runs each variant in DIR/runs/NAME,
+skipping variants that already finished, then writes results.csv, results.md, TensorBoard HParams
+data (DIR/hparams) and plots (accuracy against kernel size, one line per other setting; accuracy
+against MACs) to DIR.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from zoo.common import files
+from zoo.common.errors import ConfigError
+from zoo.common.schema import build_dataclass
+from zoo.common.yamlfiles import load_yaml
+from zoo.experiment import load_experiment
+from zoo.models.analysis import analyze
+
+RESULT_COLUMNS = ["output_size", "receptive_field", "kernel_extent", "layer_params", "layer_macs", "params", "macs",
+                  "train_accuracy", "eval_accuracy", "images_per_sec", "wall_seconds", "status"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Ablation:
+    experiment: str
+    axes: dict[str, Any]
+    set: dict[str, Any] = dataclasses.field(default_factory=dict)
+    mode: Literal["grid", "one_at_a_time"] = "grid"
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    values: dict[str, Any]  # axis key -> value
+
+
+def load_ablation(path: str | Path) -> tuple[Ablation, Path]:
+    """The checked ablation in `path` and the path of its base experiment."""
+    path = Path(path)
+    try:
+        ablation = build_dataclass(Ablation, load_yaml(path))
+        for key, values in ablation.axes.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"expected a non-empty list of values, received {values!r}", key=f"axes.{key}")
+    except ConfigError as error:
+        raise error.located(str(path)) from None
+    experiment = (path.parent / ablation.experiment).resolve()
+    if not experiment.exists():
+        raise ConfigError(f"experiment {ablation.experiment!r} not found (looked for {experiment})", source=str(path),
+                          key="experiment")
+    return ablation, experiment
+
+
+def short_name(key: str) -> str:
+    """An axis's column name: the key's last part (`model.layers.conv1.kernel_size` -> `kernel_size`)."""
+    return key.rsplit(".", 1)[-1]
+
+
+def expand(ablation: Ablation) -> list[Variant]:
+    """Every variant: the full grid, or each axis alone with the others at their first value."""
+    keys = list(ablation.axes)
+    if ablation.mode == "grid":
+        combos = [dict(zip(keys, values)) for values in itertools.product(*ablation.axes.values())]
+    else:
+        baseline = {key: values[0] for key, values in ablation.axes.items()}
+        combos = [baseline] + [{**baseline, key: value} for key in keys for value in ablation.axes[key][1:]]
+    if len({short_name(k) for k in keys}) != len(keys):
+        raise ConfigError("two axes end in the same key; their columns would collide", key="axes")
+    return [Variant("_".join(f"{short_name(k)}-{re.sub(r'[^A-Za-z0-9.]+', '', str(v))}" for k, v in combo.items()),
+                    combo) for combo in combos]
+
+
+def varied_layer(ablation: Ablation) -> str | None:
+    """The first layer an axis addresses (`model.layers.NAME....`), whose output the report describes."""
+    for key in ablation.axes:
+        parts = key.split(".")
+        if parts[:2] == ["model", "layers"] and len(parts) >= 4:
+            return parts[2]
+    return None
+
+
+def _overrides(mapping: dict[str, Any]) -> list[str]:
+    return [f"{key}={json.dumps(value)}" for key, value in mapping.items()]
+
+
+def describe_layer(experiment, summary: dict[str, Any], layer: str | None) -> dict[str, Any]:
+    """The varied layer's analytic output size, receptive field, kernel extent, parameters and MACs."""
+    if layer is None:
+        return {}
+    config = experiment.model_config().with_overrides(tuple(summary["input_shape"]), summary["num_classes"])
+    rows = analyze(config).rows
+    index = max(i for i, r in enumerate(rows) if r.name == layer or r.layer == layer)
+    row, before = rows[index], rows[index - 1] if index else None
+    rf_in, jump_in = (before.receptive_field[0], before.jump[0]) if before else (1, 1)
+    return {"output_size": row.output_shape[:2], "receptive_field": row.receptive_field[0],
+            "kernel_extent": (row.receptive_field[0] - rf_in) // jump_in + 1,
+            "layer_params": row.params, "layer_macs": row.macs}
+
+
+def run_ablation(path: str | Path, overrides: list[str] = (), workdir: str | Path | None = None) -> list[dict]:
+    """Runs (or resumes) every variant of the ablation in `path`; writes and returns the result rows."""
+    import keras
+
+    from zoo.training.trainer import train
+
+    ablation, experiment_path = load_ablation(path)
+    workdir = Path(workdir or Path("runs") / "ablations" / Path(path).stem / time.strftime("%Y%m%d-%H%M%S")).resolve()
+    variants = expand(ablation)
+    layer = varied_layer(ablation)
+    print(f"{Path(path).stem}: {len(variants)} variants of {experiment_path.name} in {workdir}")
+    rows = []
+    for number, variant in enumerate(variants, 1):
+        print(f"\n[{number}/{len(variants)}] {variant.name}")
+        row = {short_name(k): v for k, v in variant.values.items()}
+        try:
+            experiment = load_experiment(experiment_path, [*_overrides(ablation.set), *_overrides(variant.values),
+                                                           *overrides])
+            summary = train(experiment, workdir / "runs" / variant.name)
+        except ConfigError as error:  # an impossible variant (a size reaching zero) is a result, not a crash
+            print(f"skipped: {error.message}")
+            rows.append({**row, "status": f"invalid: {error.message}"})
+            continue
+        finally:
+            keras.backend.clear_session()
+        rows.append({**row, **describe_layer(experiment, summary, layer), "params": summary["params"],
+                     "macs": summary["macs"], "train_accuracy": summary["metrics"]["train_accuracy"],
+                     "eval_accuracy": summary["metrics"]["eval_accuracy"],
+                     "images_per_sec": summary["train_images_per_sec"], "wall_seconds": summary["wall_seconds"],
+                     "status": "ok"})
+    columns = [short_name(k) for k in ablation.axes] + RESULT_COLUMNS
+    write_report(workdir, Path(path).stem, ablation, columns, rows)
+    print(f"\nresults: {workdir / 'results.md'}")
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if value < 10 else f"{value:,.1f}"
+    if isinstance(value, list):
+        return "x".join(map(str, value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def write_report(workdir: Path, name: str, ablation: Ablation, columns: list[str], rows: list[dict]) -> None:
+    """results.csv, results.md, TensorBoard HParams and the plots."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: _cell(v).replace(",", "") if k != "status" else v for k, v in r.items()} for r in rows)
+    files.write_atomic(workdir / "results.csv", text.getvalue())
+    axes = [short_name(k) for k in ablation.axes]
+    lines = [f"# Ablation `{name}`", "", ablation.description.strip(), "",
+             f"Base experiment `{ablation.experiment}`, {ablation.mode.replace('_', ' ')} over "
+             + ", ".join(f"`{k}` {v}" for k, v in ablation.axes.items())
+             + (", with " + ", ".join(f"`{k}={v}`" for k, v in ablation.set.items()) if ablation.set else "") + ".",
+             "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    plots = write_plots(workdir, axes, rows)
+    lines += [""] + [f"![{p.stem}]({p.name})" for p in plots]
+    files.write_atomic(workdir / "results.md", "\n".join(lines) + "\n")
+    write_hparams(workdir / "hparams", axes, rows)
+
+
+def write_plots(workdir: Path, axes: list[str], rows: list[dict]) -> list[Path]:
+    """Accuracy against the first axis (kernel_size when swept), one line per other setting; accuracy vs MACs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r.get("status") == "ok"]
+    if not done:
+        return []
+    x_axis = "kernel_size" if "kernel_size" in axes else axes[0]
+    others = [a for a in axes if a != x_axis]
+    written = []
+    figure, plot = plt.subplots(figsize=(6, 4))
+    for key, group in itertools.groupby(sorted(done, key=lambda r: [str(r[a]) for a in others]),
+                                        key=lambda r: tuple(r[a] for a in others)):
+        group = list(group)
+        label = ", ".join(f"{a}={v}" for a, v in zip(others, key)) or "accuracy"
+        plot.plot([str(r[x_axis]) for r in group], [r["eval_accuracy"] for r in group], marker="o", label=label)
+    plot.set_xlabel(x_axis)
+    plot.set_ylabel("eval accuracy")
+    plot.legend(fontsize=7)
+    plot.grid(alpha=0.3)
+    written.append(_save(figure, workdir / f"accuracy_vs_{x_axis}.png"))
+    figure, plot = plt.subplots(figsize=(6, 4))
+    for r in done:
+        plot.scatter(r["macs"], r["eval_accuracy"])
+        plot.annotate(",".join(str(r[a]) for a in axes), (r["macs"], r["eval_accuracy"]), fontsize=6)
+    plot.set_xscale("log")
+    plot.set_xlabel("MACs per image")
+    plot.set_ylabel("eval accuracy")
+    plot.grid(alpha=0.3)
+    written.append(_save(figure, workdir / "accuracy_vs_macs.png"))
+    return written
+
+
+def _save(figure, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    files.write_atomic(path, buffer.getvalue())
+    return path
+
+
+def write_hparams(directory: Path, axes: list[str], rows: list[dict]) -> None:
+    """One TensorBoard HParams trial per finished variant, so the sweep can be browsed there."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    for r in rows:
+        if r.get("status") != "ok":
+            continue
+        trial = "_".join(f"{a}-{r[a]}" for a in axes)
+        with tf.summary.create_file_writer(str(directory / trial)).as_default():
+            hp.hparams({a: r[a] if isinstance(r[a], (int, float, bool)) else str(r[a]) for a in axes}, trial_id=trial)
+            for metric in ("eval_accuracy", "train_accuracy", "images_per_sec"):
+                tf.summary.scalar(metric, r[metric], step=1)
+
