@@ -41,6 +41,7 @@ class DataConfig:
     augment: AugmentConfig = AugmentConfig()
     cache: Literal["auto", "memory", "none"] = "auto"  # auto: decoded uint8 in memory when it fits
     shuffle_buffer: PositiveInt | None = None  # None: the whole training split
+    bad_images: Literal["fail", "skip"] = "fail"  # a folder's unreadable files: stop before training, or leave out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +73,7 @@ class TrainConfig:
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     steps_per_epoch: PositiveInt | None = None  # cap an epoch (short runs); None: the whole split
     eval_steps: PositiveInt | None = None       # cap evaluation; None: the whole split
+    keep_checkpoints: PositiveInt = 2           # the last epochs' checkpoints kept, to resume if one is damaged
 
     def __post_init__(self):
         if isinstance(self.xla, bool):  # YAML 1.1 reads an unquoted `on`/`off` as true/false

@@ -78,7 +78,7 @@ def models_command(args: argparse.Namespace) -> int:
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a run directory (with model.keras or checkpoint.keras and config.yaml)")
+    parser.add_argument("run_dir", help="a run directory (with model.keras or checkpoints/, and config.yaml)")
 
 
 @command("export", "re-export a run's SavedModel (verified against the Keras model)", _export_arguments)

@@ -1,15 +1,31 @@
-"""Importing TensorFlow without its C++ start-up lines on stderr.
+"""Keeping native libraries' chatter off stderr, so a command's one-line error stays one line.
 
 TensorFlow's native code prints lines such as "Could not find cuda drivers on your machine"
-before its logging is configured, so TF_CPP_MIN_LOG_LEVEL cannot silence them; they would
-bury the one line a command prints for bad input. stderr is closed at the file-descriptor
-level for the import and the first device query only, so an import failure still reports
-its traceback.
+before its logging is configured, so TF_CPP_MIN_LOG_LEVEL cannot silence them, and libjpeg
+prints "Input file read error" for a broken file. stderr is closed at the file-descriptor level
+only around such calls (the import and first device query; decoding a folder's images), so a
+failure outside them still reports its traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 goes to /dev/null for the block; Python's own exceptions are unaffected."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def import_tensorflow_quietly() -> None:
@@ -19,14 +35,7 @@ def import_tensorflow_quietly() -> None:
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)  # TFDS's warnings about folders it probed
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with native_stderr_silenced():
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)

@@ -37,6 +37,7 @@ class Data:
     eval_examples: int
     steps_per_epoch: int
     eval_steps: int
+    skipped: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # split -> unreadable files left out
 
     @property
     def num_classes(self) -> int:
@@ -110,13 +111,17 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
                   seed=seed)
     eval_pipeline = pipeline(evaluation, training=False, **common)
     train_pipeline, train_examples, steps = None, 0, 0
+    skipped = {evaluation.name: evaluation.skipped} if evaluation.skipped else {}
     if train:
         training = load_split(builder, config, config.train_split, training=True, seed=seed)
         if training.examples < batch_size:
             raise ZooError(f"train.batch_size: expected at most the {training.examples} training examples of "
                            f"{config.train_split!r}, received {batch_size}")
         train_pipeline, train_examples = pipeline(training, training=True, **common), training.examples
+        if training.skipped:
+            skipped[training.name] = training.skipped
         steps = min(steps_per_epoch or math.inf, training.examples // batch_size)
     eval_images = evaluation.dataset.map(lambda image, label: preprocessing.resize_uint8(image))
     return Data(builder.name, image_shape, class_names, preprocessing, train_pipeline, eval_pipeline, eval_images,
-                train_examples, evaluation.examples, int(steps), min(eval_steps or math.inf, full_eval_steps))
+                train_examples, evaluation.examples, int(steps), min(eval_steps or math.inf, full_eval_steps),
+                skipped)

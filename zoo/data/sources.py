@@ -14,6 +14,8 @@ from pathlib import Path
 import tensorflow as tf
 
 from zoo.common.errors import ZooError, unknown
+from zoo.common.quiet import native_stderr_silenced
+from zoo.data import image_check
 from zoo.experiment import DataConfig
 
 
@@ -24,6 +26,7 @@ class Split:
     name: str
     examples: int
     dataset: tf.data.Dataset  # (uint8 image, int label) pairs, unbatched
+    skipped: tuple[str, ...] = ()  # unreadable files left out (data.bad_images: skip)
 
 
 def _expand(path: str | None) -> str | None:
@@ -74,14 +77,41 @@ def dataset_builder(config: DataConfig):
 
 
 def load_split(builder, config: DataConfig, split: str, *, training: bool, seed: int) -> Split:
-    """(uint8 image, label) pairs of one split, with TFDS slicing (`train[:90%]`) allowed."""
+    """(uint8 image, label) pairs of one split, with TFDS slicing (`train[:90%]`) allowed.
+
+    A folder's images are all checked first (zoo.data.image_check): an unreadable one stops here,
+    naming the file, or with `data.bad_images: skip` is left out and listed in `skipped`.
+    """
     import tensorflow_datasets as tfds
 
+    skipped: tuple[str, ...] = ()
+    if config.folder and split in builder.info.splits:
+        skipped = check_folder_split(builder, config, split)
     try:
-        examples = builder.info.splits[split].num_examples
+        examples = builder.info.splits[split].num_examples - len(skipped)
         dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=training,
                                      read_config=tfds.ReadConfig(shuffle_seed=seed))
     except (KeyError, ValueError, AssertionError) as error:
         raise ZooError(f"data: cannot read split {split!r} of {builder.name} "
                        f"(splits: {', '.join(builder.info.splits)}): {str(error).splitlines()[0][:160]}") from None
-    return Split(split, examples, dataset)
+    return Split(split, examples, dataset, skipped)
+
+
+def check_folder_split(builder, config: DataConfig, split: str) -> tuple[str, ...]:
+    """The unreadable files of a folder split: a ZooError for the first (`fail`), or left out (`skip`)."""
+    paths = image_check.folder_image_paths(builder, split)
+    with native_stderr_silenced():  # libjpeg and libpng print their own complaints about each bad file
+        bad = image_check.unreadable_images(paths, builder.info.features["image"].decode_example)
+    if not bad:
+        return ()
+    first, reason = bad[0]
+    if config.bad_images == "fail":
+        others = f" ({len(bad) - 1} more unreadable in {split!r})" if len(bad) > 1 else ""
+        raise ZooError(f"data.folder: {first} is not a readable image: {reason}{others}; fix or remove it, or set "
+                       "data.bad_images: skip to leave unreadable files out")
+    skipped = tuple(path for path, _ in bad)
+    image_check.keep_only(builder, split, set(paths) - set(skipped))
+    shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    print(f"data: skipped {len(skipped)} unreadable image(s) of {len(paths):,} in split {split!r} "
+          f"(data.bad_images: skip): {shown}; first reason: {reason}")
+    return skipped

@@ -85,10 +85,11 @@ def reexport_run(run_dir: str | Path) -> Path:
     from zoo.models.saving import load_keras_model
 
     run_dir = Path(run_dir).resolve()
-    model_path = next((run_dir / name for name in ("model.keras", "checkpoint.keras") if (run_dir / name).exists()),
-                      None)
+    # the trained model, else the newest per-epoch checkpoint (checkpoints/epoch-NNNN.keras)
+    candidates = [run_dir / "model.keras", *sorted((run_dir / "checkpoints").glob("epoch-*.keras"), reverse=True)]
+    model_path = next((path for path in candidates if path.exists()), None)
     if model_path is None or not (run_dir / "config.yaml").exists():
-        raise ZooError(f"expected a run directory with model.keras (or checkpoint.keras) and config.yaml, "
+        raise ZooError(f"expected a run directory with model.keras (or checkpoints/) and config.yaml, "
                        f"received {run_dir}")
     experiment = experiment_from_mapping(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"), run_dir)
     model = load_keras_model(model_path)

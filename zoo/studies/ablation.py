@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from zoo.common import files
+from zoo.common import files, locks
 from zoo.common.errors import ConfigError
 from zoo.common.schema import build_dataclass
 from zoo.common.yamlfiles import load_yaml
@@ -119,30 +119,31 @@ def run_ablation(path: str | Path, overrides: list[str] = (), workdir: str | Pat
     workdir = Path(workdir or Path("runs") / "ablations" / Path(path).stem / time.strftime("%Y%m%d-%H%M%S")).resolve()
     variants = expand(ablation)
     layer = varied_layer(ablation)
-    print(f"{Path(path).stem}: {len(variants)} variants of {experiment_path.name} in {workdir}")
-    rows = []
-    for number, variant in enumerate(variants, 1):
-        print(f"\n[{number}/{len(variants)}] {variant.name}")
-        row = {short_name(k): v for k, v in variant.values.items()}
-        try:
-            experiment = load_experiment(experiment_path, [*_overrides(ablation.set), *_overrides(variant.values),
-                                                           *overrides])
-            summary = train(experiment, workdir / "runs" / variant.name)
-        except ConfigError as error:  # an impossible variant (a size reaching zero) is a result, not a crash
-            print(f"skipped: {error.message}")
-            rows.append({**row, "status": f"invalid: {error.message}"})
-            continue
-        finally:
-            keras.backend.clear_session()
-        rows.append({**row, **describe_layer(experiment, summary, layer), "params": summary["params"],
-                     "macs": summary["macs"], "train_accuracy": summary["metrics"]["train_accuracy"],
-                     "eval_accuracy": summary["metrics"]["eval_accuracy"],
-                     "images_per_sec": summary["train_images_per_sec"], "wall_seconds": summary["wall_seconds"],
-                     "status": "ok"})
-    columns = [short_name(k) for k in ablation.axes] + RESULT_COLUMNS
-    write_report(workdir, Path(path).stem, ablation, columns, rows)
-    print(f"\nresults: {workdir / 'results.md'}")
-    return rows
+    with locks.exclusive(workdir, "ablation directory"):  # one sweep per directory; each variant locks its run too
+        print(f"{Path(path).stem}: {len(variants)} variants of {experiment_path.name} in {workdir}")
+        rows = []
+        for number, variant in enumerate(variants, 1):
+            print(f"\n[{number}/{len(variants)}] {variant.name}")
+            row = {short_name(k): v for k, v in variant.values.items()}
+            try:
+                experiment = load_experiment(experiment_path, [*_overrides(ablation.set), *_overrides(variant.values),
+                                                               *overrides])
+                summary = train(experiment, workdir / "runs" / variant.name)
+            except ConfigError as error:  # an impossible variant (a size reaching zero) is a result, not a crash
+                print(f"skipped: {error.message}")
+                rows.append({**row, "status": f"invalid: {error.message}"})
+                continue
+            finally:
+                keras.backend.clear_session()
+            rows.append({**row, **describe_layer(experiment, summary, layer), "params": summary["params"],
+                         "macs": summary["macs"], "train_accuracy": summary["metrics"]["train_accuracy"],
+                         "eval_accuracy": summary["metrics"]["eval_accuracy"],
+                         "images_per_sec": summary["train_images_per_sec"], "wall_seconds": summary["wall_seconds"],
+                         "status": "ok"})
+        columns = [short_name(k) for k in ablation.axes] + RESULT_COLUMNS
+        write_report(workdir, Path(path).stem, ablation, columns, rows)
+        print(f"\nresults: {workdir / 'results.md'}")
+        return rows
 
 
 def _cell(value: Any) -> str:

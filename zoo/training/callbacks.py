@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,8 @@ from typing import Any
 import keras
 
 from zoo.common import files
-from zoo.training.run_directory import CHECKPOINT, STATE, write_metrics_csv
+from zoo.training.checkpoints import prune_checkpoints, save_checkpoint
+from zoo.training.run_directory import METRICS, STATE, write_metrics_csv
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -59,14 +59,16 @@ class Throughput(keras.callbacks.Callback):
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """At each epoch's end: the checkpoint, then state.json and metrics.csv, all written atomically.
+    """At each epoch's end: the checkpoint, then metrics.csv and state.json, all written atomically.
 
-    state.json is written last, so it never names an epoch whose checkpoint is not on disk.
+    state.json is written after the checkpoint, so it never names an epoch whose checkpoint is not
+    on disk, and older checkpoints are pruned only after it, so one always matches it.
     """
 
-    def __init__(self, run_dir: Path, state: dict[str, Any], guard: DivergenceGuard, throughput: Throughput):
+    def __init__(self, run_dir: Path, state: dict[str, Any], guard: DivergenceGuard, throughput: Throughput,
+                 keep: int):
         super().__init__()
-        self.run_dir, self.state, self.guard, self.throughput = run_dir, state, guard, throughput
+        self.run_dir, self.state, self.guard, self.throughput, self.keep = run_dir, state, guard, throughput, keep
 
     def on_epoch_end(self, epoch, logs=None):
         if self.guard.diverged_at:
@@ -79,11 +81,10 @@ class Checkpointer(keras.callbacks.Callback):
             name = key[4:] if key.startswith("val_") else key
             if name in ("loss", "accuracy", "top5"):
                 row[f"{'eval' if key.startswith('val_') else 'train'}_{name}"] = float(value)
-        tmp = self.run_dir / f".{CHECKPOINT}.tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, self.run_dir / CHECKPOINT)
+        save_checkpoint(self.model, self.run_dir, epoch + 1)
         self.state["epoch"] = epoch + 1
         self.state["history"].append(row)
         self.state["train_images_per_sec"] = self.throughput.images_per_sec
-        write_metrics_csv(self.run_dir / "metrics.csv", self.state["history"])
+        write_metrics_csv(self.run_dir / METRICS, self.state["history"])
         files.write_json(self.run_dir / STATE, self.state)
+        prune_checkpoints(self.run_dir, self.keep)

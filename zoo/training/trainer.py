@@ -7,7 +7,6 @@ fit with per-epoch checkpoints and metrics, then export and verify, and write su
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -16,16 +15,16 @@ from typing import Any
 import keras
 import yaml
 
-from zoo.common import files
+from zoo.common import files, locks
 from zoo.common.errors import ZooError
 from zoo.data.pipeline import Data, load_data
 from zoo.experiment import Experiment
 from zoo.models.analysis import analyze
 from zoo.models.builder import build_model
-from zoo.models.saving import load_keras_model
 from zoo.training.callbacks import Checkpointer, DivergenceGuard, Throughput
+from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
 from zoo.training.compile import compile_model, resolve_xla
-from zoo.training.run_directory import CHECKPOINT, read_state, run_directory
+from zoo.training.run_directory import read_state, run_directory
 
 
 class TrainingDiverged(ZooError):
@@ -36,13 +35,16 @@ class TrainingDiverged(ZooError):
 
 def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str, Any]:
     """Trains `experiment` in `workdir` (resuming an unfinished run there), exports it, returns the summary."""
-    started = time.perf_counter()
     run_dir = run_directory(experiment, workdir)
-    state = read_state(run_dir, experiment)
+    with locks.exclusive(run_dir):  # a second process on the same directory is refused, not interleaved
+        return _train(experiment, run_dir, started=time.perf_counter())
+
+
+def _train(experiment: Experiment, run_dir: Path, started: float) -> dict[str, Any]:
+    state, recorded = read_state(run_dir, experiment)
     if (run_dir / "summary.json").exists() and state["epoch"] >= experiment.train.epochs:
         print(f"{run_dir}: already finished ({state['epoch']} epochs); nothing to do")
         return json.loads((run_dir / "summary.json").read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
     files.write_atomic(run_dir / "config.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
 
     config = experiment.train
@@ -56,11 +58,17 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
                                                data.num_classes)
     analysis = analyze(model_config)
 
-    if state["epoch"]:
-        # The checkpoint holds the model, the optimizer's state and the schedule (it is a function of
-        # the optimizer's step), so training continues exactly where the last finished epoch left it.
-        print(f"resuming {run_dir} at epoch {state['epoch'] + 1} of {config.epochs}")
-        model = load_keras_model(run_dir / CHECKPOINT, compile=True)
+    if state["epoch"] or saved_checkpoints(run_dir):
+        # A checkpoint holds the model, the optimizer's state and the schedule (a function of the
+        # optimizer's step), so training continues exactly where that epoch left it. state.json is
+        # written after its checkpoint, so its epoch is the newest one fully recorded.
+        epoch, model = load_newest_checkpoint(run_dir, at_most=state["epoch"] if recorded else None)
+        if epoch < state["epoch"]:
+            print(f"going back to epoch {epoch}, the newest readable checkpoint (the run's records reached epoch "
+                  f"{state['epoch']})")
+        state["epoch"], state["history"] = epoch, [row for row in state["history"] if row["epoch"] <= epoch]
+        print(f"resuming {run_dir} at epoch {epoch + 1} of {config.epochs}" if epoch < config.epochs else
+              f"{run_dir}: all {config.epochs} epochs are trained; exporting")
     else:
         model = build_model(model_config)
         compile_model(model, config, data.steps_per_epoch, xla)
@@ -71,7 +79,7 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
           f"({xla_reason}); precision: {config.precision}")
 
     guard, throughput = DivergenceGuard(), Throughput(config.batch_size)
-    callbacks = [guard, throughput, Checkpointer(run_dir, state, guard, throughput),
+    callbacks = [guard, throughput, Checkpointer(run_dir, state, guard, throughput, config.keep_checkpoints),
                  keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0)]
     if state["epoch"] < config.epochs:
         model.fit(data.train, epochs=config.epochs, initial_epoch=state["epoch"], steps_per_epoch=data.steps_per_epoch,
@@ -91,12 +99,13 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
     """Exports the trained model, verifies the SavedModel, writes summary.json and prints where things are."""
     from zoo.deploy.export import export_run
 
-    last = state["history"][-1]
-    export_dir = export_run(run_dir, model, data) if experiment.export.saved_model else None
+    last = state["history"][-1] if state["history"] else {}  # empty only if every record of the metrics was lost
+    export_dir = None
+    if experiment.export.saved_model:
+        with files.reporting_write_errors(run_dir / "saved_model"):
+            export_dir = export_run(run_dir, model, data)
     if experiment.export.keras:
-        tmp = run_dir / ".model.tmp.keras"
-        model.save(tmp)
-        os.replace(tmp, run_dir / "model.keras")
+        files.write_atomic_with(run_dir / "model.keras", model.save)
     summary = {
         "experiment": experiment.name,
         "model": analysis.config.name,
@@ -115,12 +124,20 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
         "run_dir": str(run_dir),
         "export_dir": str(export_dir) if export_dir else None,
     }
+    if data.skipped:
+        summary["skipped_images"] = {split: {"count": len(paths), "first": list(paths[:5])}
+                                     for split, paths in data.skipped.items()}
     files.write_json(run_dir / "summary.json", summary)
     metrics = summary["metrics"]
     print(f"\n{experiment.name}: {summary['epochs']} epochs of {summary['model']} on {data.name}: "
-          f"eval top-1 {metrics['eval_accuracy']:.2%}, top-5 {metrics['eval_top5']:.2%}, loss {metrics['eval_loss']:.4f}; "
+          f"eval top-1 {_format(metrics['eval_accuracy'], '.2%')}, top-5 {_format(metrics['eval_top5'], '.2%')}, "
+          f"loss {_format(metrics['eval_loss'], '.4f')}; "
           f"{summary['train_images_per_sec']:,.0f} training images/s, {summary['wall_seconds']:.0f} s in all")
     print(f"run:        {run_dir}")
     if export_dir:
         print(f"SavedModel: {export_dir}  (serving_default: uint8 images -> probabilities, class)")
     return summary
+
+
+def _format(value: float | None, spec: str) -> str:
+    return "unknown" if value is None else format(value, spec)
