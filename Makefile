@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXPERIMENT ?= configs/experiments/default.yaml
 
-.PHONY: train test readme ablations clean
+.PHONY: train test bench readme ablations clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Training speed against PyTorch and the matmul ceiling (benchmarks/run.py); run it on an idle
+# machine. Installs the optional torch extra first; TFDS_DATA_DIR enables the real-data rows.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench,test]'
+	$(BIN)/python benchmarks/run.py --json benchmarks/latest.json
 
 # Regenerates the models table in README.md from the configs.
 readme: $(STAMP)

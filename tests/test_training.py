@@ -214,3 +214,21 @@ def test_xla_and_mixed_precision_runs_are_recorded(setting, tmp_path, patterns_d
     assert summary["xla"] is (setting == "train.xla=on")
     assert summary["precision"] == experiment.train.precision
     assert (tmp_path / "saved_model" / "saved_model.pb").exists()
+
+
+def test_precision_and_xla_auto_are_resolved_and_recorded_with_reasons(tmp_path, patterns_dir):
+    from zoo.training.compile import cpu_has_native_bfloat16
+
+    experiment = load_experiment(ROOT / "configs/experiments/default.yaml",
+                                 [*SHORT, "train.epochs=1", "train.precision=auto", f"data.data_dir={patterns_dir}"])
+    try:
+        summary = train(experiment, tmp_path)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert summary["precision"] == ("mixed_bfloat16" if cpu_has_native_bfloat16() else "float32")
+    assert summary["precision_reason"].startswith("auto: ") and summary["xla_reason"].startswith("auto: ")
+
+
+def test_benchmark_refuses_an_unknown_model_in_one_line():
+    assert_one_line_error(run("benchmarks/run.py", "--models", "resnet20,lenet7"), "unknown benchmark model 'lenet7'",
+                          "did you mean 'lenet5'")

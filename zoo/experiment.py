@@ -40,7 +40,7 @@ class DataConfig:
     std: tuple[PositiveFloat, ...] = (1.0,)
     augment: AugmentConfig = AugmentConfig()
     cache: Literal["auto", "memory", "none"] = "auto"  # auto: decoded uint8 in memory when it fits
-    shuffle_buffer: PositiveInt | None = None  # None: the whole training split
+    shuffle_buffer: PositiveInt | None = None  # streaming only (in memory, every epoch is a full shuffle)
     bad_images: Literal["fail", "skip"] = "fail"  # a folder's unreadable files: stop before training, or leave out
 
 
@@ -70,7 +70,7 @@ class TrainConfig:
     label_smoothing: Fraction = 0.0
     seed: int = 0
     xla: Literal["auto", "on", "off"] | bool = "auto"  # auto: on with a GPU, off on CPU (where XLA is slower)
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"  # auto: bf16 on CPUs with it
     steps_per_epoch: PositiveInt | None = None  # cap an epoch (short runs); None: the whole split
     eval_steps: PositiveInt | None = None       # cap evaluation; None: the whole split
     keep_checkpoints: PositiveInt = 2           # the last epochs' checkpoints kept, to resume if one is damaged

@@ -1,5 +1,12 @@
-"""Compiling a model for training: optimizer, learning-rate schedule, loss, metrics and XLA."""
+"""Compiling a model for training: optimizer, learning-rate schedule, loss, metrics, XLA and precision.
+
+`auto` settings resolve to what measured fastest on the device at hand (benchmarks/README.md);
+each comes back with the reason, which the run prints and records in summary.json.
+"""
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -12,8 +19,29 @@ def resolve_xla(setting: str) -> tuple[bool, str]:
     """train.xla -> (jit_compile, why). `auto` turns XLA on only where it is faster: with a GPU."""
     if setting != "auto":
         return setting == "on", setting
-    gpus = tf.config.list_physical_devices("GPU")
-    return (True, "auto: GPU found") if gpus else (False, "auto: no GPU, and XLA is slower on CPU")
+    if tf.config.list_physical_devices("GPU"):
+        return True, "auto: GPU found (XLA is the usual win there; not measured on this project's machines yet)"
+    return False, "auto: no GPU, and XLA measured slower on CPU (0.4-0.5x, benchmarks/README.md)"
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether the CPU computes bfloat16 in hardware (AVX512_BF16 or AMX), per /proc/cpuinfo."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def resolve_precision(setting: str) -> tuple[str, str]:
+    """train.precision -> (Keras dtype policy, why). `auto` takes bfloat16 where the CPU has it natively."""
+    if setting != "auto":
+        return setting, setting
+    if tf.config.list_physical_devices("GPU"):
+        return "float32", "auto: GPU found; mixed precision on GPUs is not measured here yet"
+    if cpu_has_native_bfloat16():
+        return "mixed_bfloat16", "auto: this CPU computes bfloat16 natively, faster here (benchmarks/README.md)"
+    return "float32", "auto: this CPU has no native bfloat16"
 
 
 def make_optimizer(config: OptimizerConfig, schedule: WarmupSchedule) -> keras.optimizers.Optimizer:

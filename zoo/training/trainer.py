@@ -23,7 +23,7 @@ from zoo.models.analysis import analyze
 from zoo.models.builder import build_model
 from zoo.training.callbacks import Checkpointer, DivergenceGuard, Throughput
 from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
-from zoo.training.compile import compile_model, resolve_xla
+from zoo.training.compile import compile_model, resolve_precision, resolve_xla
 from zoo.training.run_directory import read_state, run_directory
 
 
@@ -49,7 +49,8 @@ def _train(experiment: Experiment, run_dir: Path, started: float) -> dict[str, A
 
     config = experiment.train
     keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy(config.precision)
+    precision, precision_reason = resolve_precision(config.precision)
+    keras.mixed_precision.set_global_policy(precision)
     xla, xla_reason = resolve_xla(config.xla)
     model_config = experiment.model_config()
     data = load_data(experiment.data, model_input_size=model_config.input_shape[:2], batch_size=config.batch_size,
@@ -76,7 +77,7 @@ def _train(experiment: Experiment, run_dir: Path, started: float) -> dict[str, A
           f"{data.name} {data.preprocessing.image_size[0]}x{data.preprocessing.image_size[1]}x"
           f"{data.preprocessing.channels}, {data.num_classes} classes; {data.train_examples:,} training images, "
           f"{data.steps_per_epoch} steps of {config.batch_size} per epoch; xla: {'on' if xla else 'off'} "
-          f"({xla_reason}); precision: {config.precision}")
+          f"({xla_reason}); precision: {precision} ({precision_reason})")
 
     guard, throughput = DivergenceGuard(), Throughput(config.batch_size)
     callbacks = [guard, throughput, Checkpointer(run_dir, state, guard, throughput, config.keep_checkpoints),
@@ -91,11 +92,12 @@ def _train(experiment: Experiment, run_dir: Path, started: float) -> dict[str, A
         raise TrainingDiverged(f"the loss became NaN or infinite at epoch {epoch}, step {step}; training stopped and "
                                f"{kept} in {run_dir} (try a lower train.optimizer.learning_rate)")
 
-    return finish(run_dir, experiment, model, data, state, analysis, xla, time.perf_counter() - started)
+    settings = {"xla": xla, "xla_reason": xla_reason, "precision": precision, "precision_reason": precision_reason}
+    return finish(run_dir, experiment, model, data, state, analysis, settings, time.perf_counter() - started)
 
 
 def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data, state: dict[str, Any], analysis,
-           xla: bool, wall_seconds: float) -> dict[str, Any]:
+           settings: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
     """Exports the trained model, verifies the SavedModel, writes summary.json and prints where things are."""
     from zoo.deploy.export import export_run
 
@@ -115,8 +117,7 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
         "params": analysis.params,
         "macs": analysis.macs,
         "epochs": state["epoch"],
-        "xla": xla,
-        "precision": experiment.train.precision,
+        **settings,  # xla and precision as resolved, each with its reason
         "train_images_per_sec": round(state.get("train_images_per_sec", 0.0), 1),
         "wall_seconds": round(wall_seconds, 1),
         "metrics": {key: last.get(key) for key in

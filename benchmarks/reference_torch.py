@@ -1,0 +1,73 @@
+"""PyTorch ResNet-20 and LeNet-5 trained on the CPU, channels_last, fp32 or bf16 autocast: the peer
+`make bench` measures the zoo against. Needs the `bench` extra (torch); imported only when present.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+
+class BasicBlockA(nn.Module):
+    """Two 3x3 convolutions with batch norm; option A (subsample, zero channels) shortcut."""
+
+    def __init__(self, inputs: int, filters: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, filters, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(filters)
+        self.conv2 = nn.Conv2d(filters, filters, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(filters)
+        self.stride, self.extra = stride, filters - inputs
+
+    def forward(self, x):
+        skip = x[:, :, ::self.stride, ::self.stride] if self.stride > 1 else x
+        if self.extra:
+            skip = nn.functional.pad(skip, (0, 0, 0, 0, self.extra // 2, self.extra - self.extra // 2))
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(skip + self.bn2(self.conv2(y)))
+
+
+def resnet20(classes: int = 10) -> nn.Module:
+    layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    inputs = 16
+    for filters, first_stride in ((16, 1), (32, 2), (64, 2)):
+        for block in range(3):
+            layers.append(BasicBlockA(inputs, filters, first_stride if block == 0 else 1))
+            inputs = filters
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes))
+
+
+def lenet5(classes: int = 10) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, classes))
+
+
+MODELS = {"resnet20": (resnet20, (3, 32, 32)), "lenet5": (lenet5, (1, 28, 28))}
+
+
+class TorchTrainer:
+    """One model's training step on a fixed in-memory batch; `run(steps)` returns the seconds taken."""
+
+    def __init__(self, model_name: str, batch_size: int, bf16: bool):
+        factory, shape = MODELS[model_name]
+        torch.manual_seed(0)
+        self.model = factory().to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.x = torch.randn(batch_size, *shape).contiguous(memory_format=torch.channels_last)
+        self.y = torch.randint(0, 10, (batch_size,))
+        self.bf16 = bf16
+
+    def step(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            loss = nn.functional.cross_entropy(self.model(self.x), self.y)
+        loss.backward()
+        self.optimizer.step()
+
+    def run(self, steps: int) -> float:
+        started = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        return time.perf_counter() - started

@@ -1,0 +1,118 @@
+"""The zoo's rows of `make bench`: the training step on in-memory data (XLA off, whole-model, per
+block; float32 or mixed_bfloat16), the input pipeline alone, and the trainer end to end.
+
+Each row is an object with `run(steps) -> seconds`, built (and warmed up) once, so the runner can
+interleave repetitions of all rows.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.data.pipeline import load_data
+from zoo.experiment import TrainConfig, load_experiment
+from zoo.models.builder import build_model, trace
+from zoo.models.config import load_model_config
+from zoo.models.keras_ops import KerasOps
+from zoo.training.compile import compile_model
+from zoo.training.trainer import train
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = {"resnet20": "cifar10_resnet20", "lenet5": "mnist_lenet5"}
+
+
+class CompiledBlock(keras.layers.Layer):
+    """One block's layers (convolution, norm, activation, ...) run as one XLA cluster."""
+
+    def __init__(self, block: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+        self._training = tf.function(lambda x: self.block(x, training=True), jit_compile=True)
+        self._inference = tf.function(lambda x: self.block(x, training=False), jit_compile=True)
+
+    def call(self, x, training=None):
+        return self._training(x) if training else self._inference(x)
+
+
+def per_block_xla_model(name: str) -> keras.Model:
+    """The zoo model with each block compiled as its own XLA cluster (sharing the same layers)."""
+    config = load_model_config(name)
+    inputs = keras.Input(config.input_shape, name="image")
+    x, previous = inputs, inputs
+    for block in trace(config, KerasOps(), inputs):
+        x = CompiledBlock(keras.Model(previous, block.output, name=block.name), name=f"{block.name}_xla")(x)
+        previous = block.output
+    return keras.Model(inputs, x, name=f"{config.name}_per_block_xla")
+
+
+def synthetic_batches(model: keras.Model, batch_size: int) -> tf.data.Dataset:
+    shape, classes = model.input_shape[1:], model.output_shape[-1]
+    x = np.random.default_rng(0).normal(size=(batch_size, *shape)).astype("float32")
+    y = keras.utils.to_categorical(np.arange(batch_size) % classes, classes)
+    return tf.data.Dataset.from_tensors((x, y)).repeat()
+
+
+class InMemoryStep:
+    """`fit` on one batch held in memory: the model's training step without an input pipeline."""
+
+    def __init__(self, model_name: str, batch_size: int, *, xla: str = "off", precision: str = "float32",
+                 model: keras.Model | None = None):
+        keras.mixed_precision.set_global_policy(precision)
+        try:
+            if model is None:
+                model = per_block_xla_model(model_name) if xla == "per_block" else build_model(model_name)
+            compile_model(model, TrainConfig(batch_size=batch_size), steps_per_epoch=100, xla=xla == "whole")
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        self.model, self.data = model, synthetic_batches(model, batch_size)
+        self.run(3)  # tracing and compilation
+
+    def run(self, steps: int) -> float:
+        started = time.perf_counter()
+        self.model.fit(self.data, steps_per_epoch=steps, epochs=1, verbose=0)
+        return time.perf_counter() - started
+
+
+class Pipeline:
+    """The real dataset's training pipeline alone, as train.py builds it (augmentation on)."""
+
+    def __init__(self, model_name: str, batch_size: int):
+        experiment = load_experiment(ROOT / "configs" / "experiments" / f"{EXPERIMENTS[model_name]}.yaml")
+        input_size = experiment.model_config().input_shape[:2]
+        data = load_data(experiment.data, model_input_size=input_size, batch_size=batch_size)
+        self.batches = iter(data.train)
+        self.run(20)
+
+    def run(self, steps: int) -> float:
+        started = time.perf_counter()
+        for _ in range(steps):
+            next(self.batches)
+        return time.perf_counter() - started
+
+
+class Trainer:
+    """train.py's trainer end to end on the real dataset: its own images/s over one short epoch.
+
+    Each repetition is a fresh run (data loading, model build and tracing excluded from its clock).
+    """
+
+    def __init__(self, model_name: str, batch_size: int, precision: str = "float32"):
+        self.model_name, self.batch_size, self.precision = model_name, batch_size, precision
+
+    def images_per_sec(self, steps: int) -> float:
+        path = ROOT / "configs" / "experiments" / f"{EXPERIMENTS[self.model_name]}.yaml"
+        overrides = [f"train.batch_size={self.batch_size}", "train.epochs=1", f"train.steps_per_epoch={steps}",
+                     "train.eval_steps=1", f"train.precision={self.precision}", "export.saved_model=false",
+                     "export.keras=false"]
+        with tempfile.TemporaryDirectory() as workdir:
+            try:
+                summary = train(load_experiment(path, overrides), Path(workdir) / "run")
+            finally:
+                keras.mixed_precision.set_global_policy("float32")
+                keras.backend.clear_session()
+        return summary["train_images_per_sec"]

@@ -1,0 +1,69 @@
+"""The input pipeline: whole-batch augmentation is exact, and an in-memory epoch sees every example once."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo.data.pipeline import augment_batch, pipeline
+from zoo.data.preprocess import Preprocessing
+from zoo.data.sources import Split
+from zoo.experiment import AugmentConfig, DataConfig
+
+
+def numbered_images(count: int, size: int = 6) -> np.ndarray:
+    """uint8 images whose pixels say which image and where: 100*image + 10*row + column (+1)."""
+    rows, columns = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    images = np.stack([(image % 2) * 100 + 10 * rows + columns + 1 for image in range(count)])
+    return images[..., None].astype(np.uint8)
+
+
+@pytest.mark.parametrize("augment", [AugmentConfig(random_crop_padding=2), AugmentConfig(horizontal_flip=True),
+                                     AugmentConfig(random_crop_padding=1, horizontal_flip=True)])
+def test_every_augmented_image_is_a_window_of_its_padded_original_or_its_mirror(augment):
+    images = numbered_images(64)
+    out = augment_batch(tf.constant(images), augment, seed=3).numpy()
+    pad = augment.random_crop_padding
+    padded = np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
+    size = images.shape[1]
+    offsets_seen, flips_seen = set(), set()
+    for original, result in zip(padded, out):
+        windows = {(dy, dx): original[dy:dy + size, dx:dx + size, :]
+                   for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)}
+        matches = [(dy, dx, flip) for (dy, dx), window in windows.items() for flip in (False, True)
+                   if np.array_equal(result, window[:, ::-1] if flip else window)]
+        assert matches, "an augmented image is not a crop (or mirrored crop) of its own padded original"
+        offsets_seen.update((dy, dx) for dy, dx, _ in matches)
+        flips_seen.update(flip for _, _, flip in matches)
+    if pad:
+        assert len(offsets_seen) > 1, "every image got the same crop"
+    assert (True in flips_seen) == augment.horizontal_flip
+
+
+def test_an_in_memory_epoch_trains_on_each_example_once_and_reshuffles():
+    count, batch = 50, 8
+    images = np.arange(count, dtype=np.uint8).reshape(count, 1, 1, 1) * np.ones((1, 2, 2, 1), np.uint8)
+    split = Split("train", count, tf.data.Dataset.from_tensor_slices((images, np.arange(count))))
+    data = pipeline(split, DataConfig(cache="memory"), Preprocessing((2, 2), 1, (0.0,), (1 / 255,)), count,
+                    batch_size=batch, training=True, seed=0)
+    steps = count // batch
+    epochs = []
+    for images_batch, labels in data.take(2 * steps):
+        assert images_batch.shape == (batch, 2, 2, 1)
+        np.testing.assert_allclose(images_batch.numpy()[:, 0, 0, 0], labels.numpy().argmax(1), atol=1e-4)  # pairs kept
+        epochs.append(labels.numpy().argmax(1))
+    first, second = np.concatenate(epochs[:steps]), np.concatenate(epochs[steps:])
+    assert len(set(first)) == len(first) == steps * batch  # no example twice within an epoch
+    assert len(set(second)) == len(second) and list(first) != list(second)
+
+
+def test_streaming_and_in_memory_evaluation_yield_the_same_batches():
+    count = 21
+    images = numbered_images(count)
+    split = Split("test", count, tf.data.Dataset.from_tensor_slices((images, np.arange(count) % 3)))
+    preprocessing = Preprocessing((6, 6), 1, (0.5,), (0.25,))
+    batches = {cache: list(pipeline(split, DataConfig(cache=cache), preprocessing, 3, batch_size=8, training=False,
+                                    seed=0))
+               for cache in ("memory", "none")}
+    assert [len(x) for x, _ in batches["memory"]] == [8, 8, 5]
+    for (x1, y1), (x2, y2) in zip(batches["memory"], batches["none"]):
+        np.testing.assert_array_equal(x1.numpy(), x2.numpy())
+        np.testing.assert_array_equal(y1.numpy(), y2.numpy())
