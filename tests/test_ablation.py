@@ -1,5 +1,6 @@
 """Ablation sweeps: grid and one-at-a-time expansion, a tiny real sweep, its columns, and resume."""
 import csv
+import statistics
 
 import keras
 import pytest
@@ -116,3 +117,36 @@ def test_conv_types_varied_layer_matches_the_formulas(block, dilation, params, e
     described = describe_layer(experiment, {"input_shape": [32, 32, 3], "num_classes": 10}, "conv2")
     assert described["layer_params"] == params and described["kernel_extent"] == extent
     assert described["output_size"] == [16, 16]
+
+
+def test_seeds_repeat_every_variant_and_the_report_shows_mean_spread_and_noise(tmp_path, patterns_dir):
+    ablation = {"experiment": str(ROOT / "configs/experiments/default.yaml"),
+                "set": {"train.epochs": 1, "train.steps_per_epoch": 3, "train.eval_steps": 2, "train.batch_size": 32,
+                        "data.data_dir": patterns_dir},
+                "axes": {"model.layers.conv1.kernel_size": [3, 5]}, "seeds": [0, 1, 2]}
+    path = tmp_path / "seeded.yaml"
+    path.write_text(yaml.safe_dump(ablation))
+    rows = run_ablation(path, workdir=tmp_path / "out")
+    assert [(r["kernel_size"], r["seed"]) for r in rows] == [(3, 0), (3, 1), (3, 2), (5, 0), (5, 1), (5, 2)]
+    assert sorted(p.parent.name for p in (tmp_path / "out" / "runs").rglob("summary.json")) == \
+        ["seed-0", "seed-0", "seed-1", "seed-1", "seed-2", "seed-2"]
+    with open(tmp_path / "out" / "results.csv") as handle:
+        assert [row["seed"] for row in csv.DictReader(handle)] == ["0", "1", "2", "0", "1", "2"]
+    report = (tmp_path / "out" / "results.md").read_text()
+    k3 = [r["eval_accuracy"] for r in rows if r["kernel_size"] == 3]
+    assert f"{statistics.fmean(k3):.4f} ± {statistics.stdev(k3):.4f}" in report
+    assert "`kernel_size`: " in report and "of 1 pairs differ by more than twice the standard error" in report
+    assert run_ablation(path, workdir=tmp_path / "out") == rows  # a rerun trains nothing and reports the same
+
+
+def test_axis_effects_call_a_difference_noise_only_within_twice_its_standard_error():
+    from zoo.studies.repeats import axis_effects, summarize
+
+    def runs(kernel, scores):
+        return [{"kernel_size": kernel, "eval_accuracy": s, "status": "ok"} for s in scores]
+
+    clear = summarize(runs(3, [0.90, 0.91, 0.92]) + runs(5, [0.95, 0.96, 0.97]), ["kernel_size"])
+    noisy = summarize(runs(3, [0.90, 0.94, 0.98]) + runs(5, [0.91, 0.95, 0.99]), ["kernel_size"])
+    assert axis_effects(clear, ["kernel_size"])[0].above_noise == 1
+    assert axis_effects(noisy, ["kernel_size"])[0].above_noise == 0
+    assert axis_effects(noisy, ["kernel_size"])[0].largest == pytest.approx(0.01)

@@ -2,11 +2,13 @@
 
 An ablation file names `experiment` (a path relative to it), optional `set` (overrides for every
 variant, such as short training), `axes` (dotted keys, layers addressed by name, each with a list
-of values) and `mode` (`grid`, the default, or `one_at_a_time`: each axis varied alone, the others
-at their first value). `train.py ABLATION.yaml --workdir DIR` runs each variant in DIR/runs/NAME,
-skipping variants that already finished, then writes results.csv, results.md, TensorBoard HParams
-data (DIR/hparams) and plots (accuracy against kernel size, one line per other setting; accuracy
-against MACs) to DIR.
+of values), `mode` (`grid`, the default, or `one_at_a_time`: each axis varied alone, the others
+at their first value) and `seeds` (train each variant once per seed; see zoo.studies.repeats).
+`train.py ABLATION.yaml --workdir DIR` runs each variant in DIR/runs/NAME (DIR/runs/NAME/seed-N
+with seeds), skipping runs that already finished, then writes results.csv (one row per run),
+results.md (with seeds: mean and standard deviation per variant, and per axis whether its
+differences exceed the seeds' spread), TensorBoard HParams data (DIR/hparams) and plots (accuracy
+against kernel size, one line per other setting; accuracy against MACs; error bars with seeds).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from zoo.common.schema import build_dataclass
 from zoo.common.yamlfiles import load_yaml
 from zoo.experiment import load_experiment
 from zoo.models.analysis import analyze
+from zoo.studies import repeats
 
 RESULT_COLUMNS = ["output_size", "receptive_field", "kernel_extent", "layer_params", "layer_macs", "params", "macs",
                   "train_accuracy", "eval_accuracy", "images_per_sec", "wall_seconds", "status"]
@@ -37,6 +40,7 @@ class Ablation:
     axes: dict[str, Any]
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
     mode: Literal["grid", "one_at_a_time"] = "grid"
+    seeds: tuple[int, ...] = ()  # empty: one run per variant, with the experiment's own seed
     description: str = ""
 
 
@@ -122,13 +126,18 @@ def run_ablation(path: str | Path, overrides: list[str] = (), workdir: str | Pat
     with locks.exclusive(workdir, "ablation directory"):  # one sweep per directory; each variant locks its run too
         print(f"{Path(path).stem}: {len(variants)} variants of {experiment_path.name} in {workdir}")
         rows = []
-        for number, variant in enumerate(variants, 1):
-            print(f"\n[{number}/{len(variants)}] {variant.name}")
+        runs = [(variant, seed) for variant in variants for seed in (ablation.seeds or [None])]
+        for number, (variant, seed) in enumerate(runs, 1):
+            print(f"\n[{number}/{len(runs)}] {variant.name}{'' if seed is None else f' seed {seed}'}")
             row = {short_name(k): v for k, v in variant.values.items()}
+            seeded = {} if seed is None else {"train.seed": seed}
+            if seed is not None:
+                row["seed"] = seed
             try:
                 experiment = load_experiment(experiment_path, [*_overrides(ablation.set), *_overrides(variant.values),
-                                                               *overrides])
-                summary = train(experiment, workdir / "runs" / variant.name)
+                                                               *_overrides(seeded), *overrides])
+                run_dir = workdir / "runs" / variant.name
+                summary = train(experiment, run_dir if seed is None else run_dir / f"seed-{seed}")
             except ConfigError as error:  # an impossible variant (a size reaching zero) is a result, not a crash
                 print(f"skipped: {error.message}")
                 rows.append({**row, "status": f"invalid: {error.message}"})
@@ -140,7 +149,7 @@ def run_ablation(path: str | Path, overrides: list[str] = (), workdir: str | Pat
                          "eval_accuracy": summary["metrics"]["eval_accuracy"],
                          "images_per_sec": summary["train_images_per_sec"], "wall_seconds": summary["wall_seconds"],
                          "status": "ok"})
-        columns = [short_name(k) for k in ablation.axes] + RESULT_COLUMNS
+        columns = [short_name(k) for k in ablation.axes] + (["seed"] if ablation.seeds else []) + RESULT_COLUMNS
         write_report(workdir, Path(path).stem, ablation, columns, rows)
         print(f"\nresults: {workdir / 'results.md'}")
         return rows
@@ -157,7 +166,7 @@ def _cell(value: Any) -> str:
 
 
 def write_report(workdir: Path, name: str, ablation: Ablation, columns: list[str], rows: list[dict]) -> None:
-    """results.csv, results.md, TensorBoard HParams and the plots."""
+    """results.csv (one row per run), results.md, TensorBoard HParams and the plots."""
     text = io.StringIO()
     writer = csv.DictWriter(text, columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
@@ -167,43 +176,67 @@ def write_report(workdir: Path, name: str, ablation: Ablation, columns: list[str
     lines = [f"# Ablation `{name}`", "", ablation.description.strip(), "",
              f"Base experiment `{ablation.experiment}`, {ablation.mode.replace('_', ' ')} over "
              + ", ".join(f"`{k}` {v}" for k, v in ablation.axes.items())
-             + (", with " + ", ".join(f"`{k}={v}`" for k, v in ablation.set.items()) if ablation.set else "") + ".",
-             "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
-    plots = write_plots(workdir, axes, rows)
+             + (", with " + ", ".join(f"`{k}={v}`" for k, v in ablation.set.items()) if ablation.set else "")
+             + (f", each variant trained with seeds {list(ablation.seeds)}" if ablation.seeds else "") + ".", ""]
+    summaries = repeats.summarize(rows, axes)
+    if ablation.seeds:
+        lines += _seeded_table(axes, summaries, rows) + ["", "Does each axis matter beyond the noise?", ""]
+        lines += [f"- {effect.sentence()}" for effect in repeats.axis_effects(summaries, axes)]
+    else:
+        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    plots = write_plots(workdir, axes, summaries)
     lines += [""] + [f"![{p.stem}]({p.name})" for p in plots]
     files.write_atomic(workdir / "results.md", "\n".join(lines) + "\n")
-    write_hparams(workdir / "hparams", axes, rows)
+    write_hparams(workdir / "hparams", axes + (["seed"] if ablation.seeds else []), rows)
 
 
-def write_plots(workdir: Path, axes: list[str], rows: list[dict]) -> list[Path]:
-    """Accuracy against the first axis (kernel_size when swept), one line per other setting; accuracy vs MACs."""
+def _seeded_table(axes: list[str], summaries: list[repeats.VariantSummary], rows: list[dict]) -> list[str]:
+    """One line per variant: eval top-1 as mean ± standard deviation over its seeds, then what seeds don't change."""
+    fixed = ["output_size", "receptive_field", "kernel_extent", "layer_params", "layer_macs", "params", "macs"]
+    header = [*axes, "runs", "eval_accuracy (mean ± std)", *fixed]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for summary in summaries:
+        cells = [_cell(summary.values[a]) for a in axes]
+        cells += [str(summary.runs), f"{summary.mean:.4f} ± {summary.std:.4f}"]
+        lines.append("| " + " | ".join(cells + [_cell(summary.first.get(c)) for c in fixed]) + " |")
+    failed = {", ".join(f"{a}={r[a]}" for a in axes): r["status"] for r in rows if r.get("status") != "ok"}
+    if failed:
+        lines += ["", "Not trained: " + "; ".join(f"{variant}: {status}" for variant, status in failed.items()) + "."]
+    return lines
+
+
+def write_plots(workdir: Path, axes: list[str], summaries: list[repeats.VariantSummary]) -> list[Path]:
+    """Accuracy against the first axis (kernel_size when swept), one line per other setting; accuracy vs MACs.
+
+    With several runs per variant, each point is their mean and its error bar their standard deviation.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [r for r in rows if r.get("status") == "ok"]
-    if not done:
+    if not summaries:
         return []
     x_axis = "kernel_size" if "kernel_size" in axes else axes[0]
     others = [a for a in axes if a != x_axis]
     written = []
     figure, plot = plt.subplots(figsize=(6, 4))
-    for key, group in itertools.groupby(sorted(done, key=lambda r: [str(r[a]) for a in others]),
-                                        key=lambda r: tuple(r[a] for a in others)):
+    for key, group in itertools.groupby(sorted(summaries, key=lambda s: [str(s.values[a]) for a in others]),
+                                        key=lambda s: tuple(s.values[a] for a in others)):
         group = list(group)
         label = ", ".join(f"{a}={v}" for a, v in zip(others, key)) or "accuracy"
-        plot.plot([str(r[x_axis]) for r in group], [r["eval_accuracy"] for r in group], marker="o", label=label)
+        plot.errorbar([str(s.values[x_axis]) for s in group], [s.mean for s in group], yerr=[s.std for s in group],
+                      marker="o", capsize=3, label=label)
     plot.set_xlabel(x_axis)
     plot.set_ylabel("eval accuracy")
     plot.legend(fontsize=7)
     plot.grid(alpha=0.3)
     written.append(_save(figure, workdir / f"accuracy_vs_{x_axis}.png"))
     figure, plot = plt.subplots(figsize=(6, 4))
-    for r in done:
-        plot.scatter(r["macs"], r["eval_accuracy"])
-        plot.annotate(",".join(str(r[a]) for a in axes), (r["macs"], r["eval_accuracy"]), fontsize=6)
+    for s in summaries:
+        plot.errorbar(s.first["macs"], s.mean, yerr=s.std, marker="o", capsize=3)
+        plot.annotate(",".join(str(s.values[a]) for a in axes), (s.first["macs"], s.mean), fontsize=6)
     plot.set_xscale("log")
     plot.set_xlabel("MACs per image")
     plot.set_ylabel("eval accuracy")
@@ -231,7 +264,7 @@ def write_hparams(directory: Path, axes: list[str], rows: list[dict]) -> None:
     for r in rows:
         if r.get("status") != "ok":
             continue
-        trial = "_".join(f"{a}-{r[a]}" for a in axes)
+        trial = "_".join(f"{a}-{r[a]}" for a in axes)  # with seeds, `seed` is among the axes: one trial per run
         with tf.summary.create_file_writer(str(directory / trial)).as_default():
             hp.hparams({a: r[a] if isinstance(r[a], (int, float, bool)) else str(r[a]) for a in axes}, trial_id=trial)
             for metric in ("eval_accuracy", "train_accuracy", "images_per_sec"):

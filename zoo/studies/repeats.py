@@ -1,0 +1,73 @@
+"""Repeated runs of an ablation: the mean and spread per variant, and which axes matter beyond the noise.
+
+With `seeds: [0, 1, 2]` every variant trains once per seed. `summarize` folds the runs of each
+variant into mean and sample standard deviation; `axis_effects` compares variants that differ in
+one axis only (all other axes equal) and calls a difference above the noise when it exceeds twice
+its standard error, sqrt(s_a^2/n_a + s_b^2/n_b): roughly, when the seeds' spread could not have
+made it by chance.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import statistics
+from typing import Any
+
+METRIC = "eval_accuracy"
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantSummary:
+    values: dict[str, Any]  # axis -> value
+    runs: int
+    mean: float
+    std: float  # sample standard deviation over the seeds (0 for one run)
+    first: dict[str, Any]  # one run's row, for what does not vary with the seed (params, MACs, sizes)
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisEffect:
+    axis: str
+    pairs: int           # pairs of variants differing in this axis alone
+    above_noise: int     # how many of them differ by more than twice the standard error
+    largest: float       # the largest difference of means among the pairs
+    noise: float         # twice the standard error of that largest difference
+
+    def sentence(self) -> str:
+        if not self.pairs:
+            return f"`{self.axis}`: no pair of finished variants differs in it alone."
+        verdict = ("above the seeds' spread" if self.above_noise == self.pairs else
+                   "within the seeds' spread" if not self.above_noise else "partly above the seeds' spread")
+        return (f"`{self.axis}`: {verdict}: {self.above_noise} of {self.pairs} pairs differ by more than twice "
+                f"the standard error; the largest difference is {100 * self.largest:.2f} points "
+                f"(twice its standard error: {100 * self.noise:.2f}).")
+
+
+def summarize(rows: list[dict[str, Any]], axes: list[str]) -> list[VariantSummary]:
+    """One summary per variant that finished at least once, in the order the variants first appear."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("status") == "ok":
+            groups.setdefault(tuple(str(row[a]) for a in axes), []).append(row)
+    summaries = []
+    for runs in groups.values():
+        scores = [r[METRIC] for r in runs]
+        summaries.append(VariantSummary({a: runs[0][a] for a in axes}, len(runs), statistics.fmean(scores),
+                                        statistics.stdev(scores) if len(scores) > 1 else 0.0, runs[0]))
+    return summaries
+
+
+def axis_effects(summaries: list[VariantSummary], axes: list[str]) -> list[AxisEffect]:
+    """For each axis, how its pairs of variants (all other axes equal) compare with the seeds' spread."""
+    effects = []
+    for axis in axes:
+        others = [a for a in axes if a != axis]
+        pairs = [(a, b) for a, b in itertools.combinations(summaries, 2)
+                 if all(str(a.values[o]) == str(b.values[o]) for o in others)
+                 and str(a.values[axis]) != str(b.values[axis]) and a.runs > 1 and b.runs > 1]
+        differences = [(abs(a.mean - b.mean), 2 * math.sqrt(a.std ** 2 / a.runs + b.std ** 2 / b.runs))
+                       for a, b in pairs]
+        largest = max(differences, default=(0.0, 0.0))
+        effects.append(AxisEffect(axis, len(pairs), sum(d > noise for d, noise in differences), *largest))
+    return effects
