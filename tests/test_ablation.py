@@ -150,3 +150,34 @@ def test_axis_effects_call_a_difference_noise_only_within_twice_its_standard_err
     assert axis_effects(clear, ["kernel_size"])[0].above_noise == 1
     assert axis_effects(noisy, ["kernel_size"])[0].above_noise == 0
     assert axis_effects(noisy, ["kernel_size"])[0].largest == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("kernel, repeat, params, extent", [
+    (7, 1, 7 * 7 * 32 * 64, 7), (3, 3, 3 * 3 * 32 * 64 + 2 * 3 * 3 * 64 * 64, 7),   # same receptive field
+    (5, 1, 5 * 5 * 32 * 64, 5), (3, 2, 3 * 3 * 32 * 64 + 3 * 3 * 64 * 64, 5),
+])
+def test_stacked_3x3_pairs_see_as_far_with_the_counted_parameters(kernel, repeat, params, extent):
+    from zoo.experiment import load_experiment
+    from zoo.studies.ablation import describe_layer
+
+    ablation, experiment_path = load_ablation(ROOT / "configs/ablations/stacked_3x3.yaml")
+    assert [(v.values["model.layers.conv2.kernel_size"], v.values["model.layers.conv2.repeat"])
+            for v in expand(ablation)] == [(7, 1), (3, 3), (5, 1), (3, 2)]
+    experiment = load_experiment(experiment_path, [f"model.layers.conv2.kernel_size={kernel}",
+                                                   f"model.layers.conv2.repeat={repeat}"])
+    described = describe_layer(experiment, {"input_shape": [32, 32, 3], "num_classes": 10}, "conv2")
+    assert described["layer_params"] == params and described["kernel_extent"] == extent
+
+
+def test_bottleneck_has_the_textbook_parameter_count():
+    from zoo.experiment import load_experiment
+    from zoo.studies.ablation import describe_layer
+
+    experiment = load_experiment(ROOT / "configs/experiments/cifar10_small.yaml", ["model.layers.conv2.type=bottleneck"])
+    described = describe_layer(experiment, {"input_shape": [32, 32, 3], "num_classes": 10}, "conv2")
+    assert described["layer_params"] == 32 * 16 + 3 * 3 * 16 * 16 + 16 * 64 and described["output_size"] == [16, 16]
+
+
+def test_zip_mode_needs_axes_of_one_length():
+    with pytest.raises(ConfigError, match="lists of one length"):
+        expand(Ablation("x.yaml", {"a.kernel_size": [7, 3], "a.repeat": [1]}, mode="zip"))

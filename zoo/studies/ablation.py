@@ -39,7 +39,7 @@ class Ablation:
     experiment: str
     axes: dict[str, Any]
     set: dict[str, Any] = dataclasses.field(default_factory=dict)
-    mode: Literal["grid", "one_at_a_time"] = "grid"
+    mode: Literal["grid", "one_at_a_time", "zip"] = "grid"
     seeds: tuple[int, ...] = ()  # empty: one run per variant, with the experiment's own seed
     description: str = ""
 
@@ -73,10 +73,17 @@ def short_name(key: str) -> str:
 
 
 def expand(ablation: Ablation) -> list[Variant]:
-    """Every variant: the full grid, or each axis alone with the others at their first value."""
+    """Every variant: the full grid, each axis alone with the others at their first value, or (`zip`) the
+    axes' i-th values together, for pairs a grid cannot express (a 7x7 against three stacked 3x3)."""
     keys = list(ablation.axes)
     if ablation.mode == "grid":
         combos = [dict(zip(keys, values)) for values in itertools.product(*ablation.axes.values())]
+    elif ablation.mode == "zip":
+        lengths = {key: len(values) for key, values in ablation.axes.items()}
+        if len(set(lengths.values())) > 1:
+            raise ConfigError(f"mode zip pairs the axes' values in order, so expected lists of one length, received "
+                              f"lengths {lengths}", key="axes")
+        combos = [dict(zip(keys, values)) for values in zip(*ablation.axes.values())]
     else:
         baseline = {key: values[0] for key, values in ablation.axes.items()}
         combos = [baseline] + [{**baseline, key: value} for key in keys for value in ablation.axes[key][1:]]
@@ -100,17 +107,21 @@ def _overrides(mapping: dict[str, Any]) -> list[str]:
 
 
 def describe_layer(experiment, summary: dict[str, Any], layer: str | None) -> dict[str, Any]:
-    """The varied layer's analytic output size, receptive field, kernel extent, parameters and MACs."""
+    """The varied layer's analytic output size, receptive field, kernel extent, parameters and MACs.
+
+    A layer with `repeat` counts all its blocks: three stacked 3x3 convolutions have the kernel
+    extent (7) and the summed parameters of the stack.
+    """
     if layer is None:
         return {}
     config = experiment.model_config().with_overrides(tuple(summary["input_shape"]), summary["num_classes"])
     rows = analyze(config).rows
-    index = max(i for i, r in enumerate(rows) if r.name == layer or r.layer == layer)
-    row, before = rows[index], rows[index - 1] if index else None
+    indices = [i for i, r in enumerate(rows) if r.name == layer or r.layer == layer]
+    last, before = rows[indices[-1]], rows[indices[0] - 1] if indices[0] else None
     rf_in, jump_in = (before.receptive_field[0], before.jump[0]) if before else (1, 1)
-    return {"output_size": row.output_shape[:2], "receptive_field": row.receptive_field[0],
-            "kernel_extent": (row.receptive_field[0] - rf_in) // jump_in + 1,
-            "layer_params": row.params, "layer_macs": row.macs}
+    return {"output_size": last.output_shape[:2], "receptive_field": last.receptive_field[0],
+            "kernel_extent": (last.receptive_field[0] - rf_in) // jump_in + 1,
+            "layer_params": sum(rows[i].params for i in indices), "layer_macs": sum(rows[i].macs for i in indices)}
 
 
 def run_ablation(path: str | Path, overrides: list[str] = (), workdir: str | Path | None = None) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Convolution blocks: `conv` and `separable_conv`, each convolution -> batch norm -> activation."""
+"""Convolution blocks: `conv`, `separable_conv` and `bottleneck`, each convolution -> norm -> activation."""
 from __future__ import annotations
 
 from typing import Literal
@@ -41,3 +41,26 @@ def separable_conv(x, ops, *, name: str, filters: PositiveInt, kernel_size: Size
     return _conv_norm_act(x, ops, name=name, filters=filters, kernel_size=kernel_size, strides=strides,
                           padding=padding, dilation_rate=dilation_rate, groups=1, use_bias=use_bias,
                           norm=norm, norm_epsilon=norm_epsilon, activation=activation, separable=True)
+
+
+@register_block("bottleneck")
+def bottleneck(x, ops, *, name: str, filters: PositiveInt, kernel_size: Size = 3, strides: Size = 1,
+               padding: Padding = "same", reduced_filters: PositiveInt | None = None, use_bias: bool | None = None,
+               norm: Norm = "none", norm_epsilon: PositiveFloat = 1e-3, activation: Activation = "relu"):
+    """1x1 reduce to `reduced_filters` (default filters/4), kxk, 1x1 expand to `filters`; no shortcut.
+
+    The reduce-then-convolve of GoogLeNet's branches and ResNet-50's bottleneck (without its
+    shortcut), so it can stand in for a plain `conv` of the same output width.
+    """
+    reduced = reduced_filters or max(filters // 4, 1)
+    common = dict(use_bias=use_bias, norm=norm, norm_epsilon=norm_epsilon, activation=activation)
+    x = conv(x, ops, name=f"{name}_reduce", filters=reduced, kernel_size=1, **common)
+    x = conv(x, ops, name=f"{name}_{_size(kernel_size)}", filters=reduced, kernel_size=kernel_size, strides=strides,
+             padding=padding, **common)
+    return conv(x, ops, name=f"{name}_expand", filters=filters, kernel_size=1, **common)
+
+
+def _size(kernel_size) -> str:
+    """'3x3' for 3 or (3, 3): the middle convolution's name says its size."""
+    height, width = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    return f"{height}x{width}"
