@@ -1,8 +1,14 @@
-"""Writing files safely: atomically (never half-written), and regenerated sections of documents."""
+"""Writing files safely: atomically (never half-written), and regenerated sections of documents.
+
+A file is written through a temporary file and a rename (`write_atomic`); something a library
+writes itself, a file or a whole directory, is written at `staging_path(final)` and moved into
+place by `install`, so a reader sees the old version or the new one, never a half-written one.
+"""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,44 @@ def write_atomic(path: str | Path, text: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def staging_path(final: str | Path) -> Path:
+    """Where to write what will become `final`: a hidden sibling with the same suffix (Keras checks it)."""
+    final = Path(final)
+    return final.with_name(f".{final.stem}.tmp{final.suffix}")
+
+
+def remove(path: str | Path) -> None:
+    """Deletes a file or a directory tree, if there is one."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def disk_size(path: str | Path) -> int:
+    """The bytes of a file, or of all the files under a directory."""
+    path = Path(path)
+    return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def install(staged: str | Path, final: str | Path) -> None:
+    """Moves a finished file or directory from `staged` to `final`, replacing what was there.
+
+    A file is replaced by one rename. A directory cannot be renamed over a non-empty one, so the
+    old one is renamed aside first and deleted after: `final` is missing only between two renames.
+    """
+    staged, final = Path(staged), Path(final)
+    if not (staged.is_dir() and final.is_dir()):
+        os.replace(staged, final)
+        return
+    old = final.with_name(f".{final.name}.old")
+    remove(old)
+    os.replace(final, old)
+    os.replace(staged, final)
+    remove(old)
 
 
 def write_json(path: str | Path, data: Any) -> None:
