@@ -33,6 +33,7 @@ class Data:
     train: tf.data.Dataset | None
     eval: tf.data.Dataset
     eval_images: tf.data.Dataset  # the evaluation split's uint8 images at image_size, unbatched, for export checks
+    train_images: tf.data.Dataset  # the same of the training split, in file order, for int8 calibration
     train_examples: int
     eval_examples: int
     steps_per_epoch: int
@@ -118,5 +119,8 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
         train_pipeline, train_examples = pipeline(training, training=True, **common), training.examples
         steps = min(steps_per_epoch or math.inf, training.examples // batch_size)
     eval_images = evaluation.dataset.map(lambda image, label: preprocessing.resize_uint8(image))
+    train_images = load_split(builder, config, config.train_split, training=False, seed=seed).dataset.map(
+        lambda image, label: preprocessing.resize_uint8(image))
     return Data(builder.name, image_shape, class_names, preprocessing, train_pipeline, eval_pipeline, eval_images,
-                train_examples, evaluation.examples, int(steps), min(eval_steps or math.inf, full_eval_steps))
+                train_images, train_examples, evaluation.examples, int(steps),
+                min(eval_steps or math.inf, full_eval_steps))
