@@ -16,7 +16,7 @@ import yaml
 
 from zoo.common import files
 from zoo.common.errors import ZooError
-from zoo.experiment import Experiment
+from zoo.experiment import Experiment, experiment_from_mapping
 
 CHECKPOINT = "checkpoint.keras"
 STATE = "state.json"
@@ -35,7 +35,9 @@ def read_state(run_dir: Path, experiment: Experiment) -> dict[str, Any]:
     saved_config = run_dir / "config.yaml"
     if not saved_config.exists():
         return {"epoch": 0, "history": []}
-    saved, current = yaml.safe_load(saved_config.read_text()), experiment.to_dict()
+    # Through the experiment's defaults, so a run saved before a key was added still resumes.
+    saved = experiment_from_mapping(yaml.safe_load(saved_config.read_text()), str(saved_config), run_dir).to_dict()
+    current = experiment.to_dict()
     if saved != current:
         changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
         raise ZooError(f"--workdir {run_dir} holds a run of a different configuration (sections differing: "
