@@ -7,7 +7,6 @@ fit with per-epoch checkpoints and metrics, then export and verify, and write su
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 from zoo.common import files
 from zoo.common.errors import ZooError
 from zoo.data.pipeline import Data, load_data
+from zoo.deploy.formats import check_installed
 from zoo.experiment import Experiment
 from zoo.models.analysis import analyze
 from zoo.models.builder import build_model
@@ -37,6 +37,7 @@ class TrainingDiverged(ZooError):
 def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str, Any]:
     """Trains `experiment` in `workdir` (resuming an unfinished run there), exports it, returns the summary."""
     started = time.perf_counter()
+    check_installed(experiment.export.formats())  # before training, not after it
     run_dir = run_directory(experiment, workdir)
     state = read_state(run_dir, experiment)
     if (run_dir / "summary.json").exists() and state["epoch"] >= experiment.train.epochs:
@@ -88,15 +89,12 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
 
 def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data, state: dict[str, Any], analysis,
            xla: bool, wall_seconds: float) -> dict[str, Any]:
-    """Exports the trained model, verifies the SavedModel, writes summary.json and prints where things are."""
+    """Exports the trained model (each artifact verified), writes summary.json and prints where things are."""
     from zoo.deploy.export import export_run
 
     last = state["history"][-1]
-    export_dir = export_run(run_dir, model, data) if experiment.export.saved_model else None
-    if experiment.export.keras:
-        tmp = run_dir / ".model.tmp.keras"
-        model.save(tmp)
-        os.replace(tmp, run_dir / "model.keras")
+    artifacts = export_run(run_dir, model, data, experiment)
+    export_dir = artifacts.get("saved_model")
     summary = {
         "experiment": experiment.name,
         "model": analysis.config.name,
@@ -114,6 +112,7 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
                     ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_top5")},
         "run_dir": str(run_dir),
         "export_dir": str(export_dir) if export_dir else None,
+        "artifacts": {name: str(path) for name, path in artifacts.items()},
     }
     files.write_json(run_dir / "summary.json", summary)
     metrics = summary["metrics"]
@@ -123,4 +122,7 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
     print(f"run:        {run_dir}")
     if export_dir:
         print(f"SavedModel: {export_dir}  (serving_default: uint8 images -> probabilities, class)")
+    for name, path in artifacts.items():
+        if name != "saved_model":
+            print(f"{name + ':':<12}{path}")
     return summary
