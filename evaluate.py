@@ -1,30 +1,45 @@
-"""Evaluate a run or a SavedModel: python evaluate.py RUN_DIR_OR_SAVEDMODEL [--data NAME] [--split test] [--json]."""
+"""Evaluate a run or an artifact.
+
+    python evaluate.py RUN_DIR_OR_ARTIFACT [--format NAME] [--data NAME] [--split test] [--json]
+
+An artifact is a SavedModel directory or a .keras, .tflite or .onnx file; a run directory stands
+for every artifact it holds (or those picked with --format), evaluated on the same images.
+"""
 import argparse
 import json
 import sys
 
 from zoo.common.errors import exits_cleanly
 from zoo.common.quiet import import_tensorflow_quietly
+from zoo.experiment import EXPORT_FORMATS
 
 
 @exits_cleanly
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("target", help="a run directory or a SavedModel directory")
-    parser.add_argument("--data", help="a TFDS dataset name (default: the run's own dataset)")
+    parser.add_argument("target", help="a run directory, a SavedModel directory, or a .keras, .tflite or .onnx file")
+    parser.add_argument("--format", action="append", dest="formats", metavar="NAME",
+                        help="in a run directory, evaluate only this format's artifact (repeatable): "
+                             f"{', '.join(EXPORT_FORMATS)}")
+    parser.add_argument("--data", help="a TFDS dataset name (default: the one the artifact was trained on)")
     parser.add_argument("--data-dir", help="a TFDS data_dir (default: the run's, else TFDS's own)")
-    parser.add_argument("--split", default="test", help="a split, TFDS slicing allowed (default: test)")
+    parser.add_argument("--split", help="a split, TFDS slicing allowed (default: the run's evaluation split)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--out", help="where to write evaluation.json and the confusion matrix")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    parser.add_argument("--json", action="store_true", help='print {"results": [one object per artifact]}')
     args = parser.parse_args(argv)
     import_tensorflow_quietly()
 
-    from zoo.deploy.evaluation import evaluate, format_result
+    from zoo.deploy.evaluation import evaluate_all, format_comparison, format_result
 
-    result = evaluate(args.target, data=args.data, split=args.split, data_dir=args.data_dir,
-                      batch_size=args.batch_size, out_dir=args.out)
-    print(json.dumps(result, indent=1) if args.json else format_result(result))
+    results = evaluate_all(args.target, formats=args.formats, data=args.data, split=args.split,
+                           data_dir=args.data_dir, batch_size=args.batch_size, out_dir=args.out)
+    if args.json:
+        print(json.dumps({"results": results}, indent=1))
+    else:
+        print("\n".join(map(format_result, results)))
+        if len(results) > 1:
+            print("\n" + format_comparison(results))
     return 0
 
 

@@ -10,6 +10,8 @@ from zoo.common.schema import REQUIRED
 from zoo.models.blocks import BLOCKS
 
 ROOT = Path(__file__).resolve().parent.parent
+# --set overrides for a run of a few seconds (the trainer tests' default run, the export tests' run)
+SHORT = ["train.epochs=2", "train.steps_per_epoch=6", "train.eval_steps=3", "train.batch_size=32"]
 
 
 FLAT_INPUT = {"dense", "classifier"}

@@ -173,7 +173,8 @@ def test_bottleneck_has_the_textbook_parameter_count():
     from zoo.experiment import load_experiment
     from zoo.studies.ablation import describe_layer
 
-    experiment = load_experiment(ROOT / "configs/experiments/cifar10_small.yaml", ["model.layers.conv2.type=bottleneck"])
+    experiment = load_experiment(ROOT / "configs/experiments/cifar10_small.yaml",
+                                 ["model.layers.conv2.type=bottleneck"])
     described = describe_layer(experiment, {"input_shape": [32, 32, 3], "num_classes": 10}, "conv2")
     assert described["layer_params"] == 32 * 16 + 3 * 3 * 16 * 16 + 16 * 64 and described["output_size"] == [16, 16]
 

@@ -267,21 +267,26 @@ def test_a_write_refused_mid_run_keeps_the_last_checkpoint_and_state(tmp_path, p
 
 def test_a_second_process_on_a_live_run_directory_is_refused_and_kill_9_frees_it(tmp_path, patterns_dir):
     workdir = tmp_path / "run"
+    # Far more epochs than the test waits for: the first run is still alive whatever the machine's load.
     command = [sys.executable, "train.py", "configs/experiments/default.yaml", "--workdir", str(workdir),
-               *[f"--set={s}" for s in ["train.epochs=30", "train.steps_per_epoch=3", "train.eval_steps=1",
+               *[f"--set={s}" for s in ["train.epochs=1000", "train.steps_per_epoch=3", "train.eval_steps=1",
                                         "train.batch_size=16", "export.saved_model=false",
                                         f"data.data_dir={patterns_dir}"]]]
     first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # kill() is -9
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300
         while not (workdir / "state.json").exists() and time.time() < deadline:
             time.sleep(0.1)
-        assert first.poll() is None, "the first run ended before the second could start"
         second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert first.poll() is None, "the first run ended: the refusal below proves nothing"
         assert_one_line_error(second, f"run directory {workdir} is in use by process {first.pid}")
     finally:
         first.kill()
         first.wait()
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert "resuming" in result.stdout, result.stderr[-2000:]
-    assert result.returncode == 0, result.stderr[-2000:]
+    rerun = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:  # the lock is free and the run resumes: enough to know, without training its 1000 epochs
+        resumed = next((line for line in rerun.stdout if "resuming" in line), None)
+    finally:
+        rerun.kill()
+        rerun.wait()
+    assert resumed and str(workdir) in resumed, "the rerun after kill -9 did not resume"

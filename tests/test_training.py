@@ -16,15 +16,17 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import ROOT, assert_one_line_error, run
+import yaml
+from helpers import ROOT, SHORT, assert_one_line_error, run
 
+from zoo.common.errors import ZooError
 from zoo.deploy.evaluation import evaluate
 from zoo.experiment import load_experiment
+from zoo.training.run_directory import read_state
 from zoo.training.trainer import train
 
 TFDS_DATA_DIR = os.environ.get("TFDS_DATA_DIR")
 needs_tfds = pytest.mark.skipif(not TFDS_DATA_DIR, reason="TFDS_DATA_DIR is unset: no prepared MNIST/CIFAR-10 to read")
-SHORT = ["train.epochs=2", "train.steps_per_epoch=6", "train.eval_steps=3", "train.batch_size=32"]
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +79,11 @@ def test_evaluate_works_on_a_saved_model_alone(default_run, tmp_path, patterns_d
     assert (tmp_path / "eval" / "confusion_matrix.csv").read_text().count("\n") == 11
     result = run("evaluate.py", str(workdir), "--json")
     assert result.returncode == 0, result.stderr
-    printed = json.loads(result.stdout)
-    assert {"accuracy", "top5", "per_class", "images_per_sec"} <= set(printed)
+    printed = json.loads(result.stdout)["results"]  # one per artifact: the SavedModel and model.keras
+    assert [r["format"] for r in printed] == ["saved_model", "keras"]
+    for evaluated in printed:
+        assert {"accuracy", "top5", "per_class", "images_per_sec"} <= set(evaluated)
+        assert evaluated["accuracy"] == from_run["accuracy"]
 
 
 def test_rerun_of_a_finished_run_does_nothing(default_run, patterns_dir):
@@ -99,6 +104,19 @@ def test_reexport_command(default_run):
     result = run("-m", "zoo", "export", str(workdir))
     assert result.returncode == 0, result.stderr
     assert (workdir / "saved_model" / "saved_model.pb").exists()
+
+
+def test_a_run_saved_before_new_export_keys_still_resumes(default_run, tmp_path, patterns_dir):
+    workdir, _ = default_run
+    experiment = load_experiment(ROOT / "configs/experiments/default.yaml", [*SHORT, f"data.data_dir={patterns_dir}"])
+    older = yaml.safe_load((workdir / "config.yaml").read_text())
+    older["export"] = {"saved_model": True, "keras": True}  # as written before litert, onnx, ... existed
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(older))
+    assert read_state(tmp_path, experiment) == ({"epoch": 0, "history": []}, False)  # (state, recorded)
+    older["export"]["keras"] = False
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(older))
+    with pytest.raises(ZooError, match="sections differing: export"):
+        read_state(tmp_path, experiment)
 
 
 def test_bad_set_key_is_one_line_with_did_you_mean():

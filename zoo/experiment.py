@@ -82,8 +82,21 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
-    saved_model: bool = True                 # a SavedModel with a uint8 serving signature, verified
-    keras: bool = True                       # model.keras
+    """The artifacts a finished run writes, each verified against the Keras model (zoo.deploy.formats)."""
+
+    saved_model: bool = True                 # saved_model/: uint8 images of any size -> probabilities, class
+    keras: bool = True                       # model.keras: float input, normalised outside
+    litert: bool = False                     # model.tflite: LiteRT builtin ops, uint8 images at the training size
+    litert_int8: bool = False                # model_int8.tflite: the same, full-integer quantized
+    onnx: bool = False                       # model.onnx: uint8 images at the training size
+    calibration_images: PositiveInt = 200    # litert_int8: training images the quantization is calibrated on
+
+    def formats(self) -> list[str]:
+        """The formats switched on, in the order above (the order they are exported in)."""
+        return [name for name in EXPORT_FORMATS if getattr(self, name)]
+
+
+EXPORT_FORMATS = tuple(field.name for field in dataclasses.fields(ExportConfig) if field.type == "bool")
 
 
 @dataclasses.dataclass(frozen=True)

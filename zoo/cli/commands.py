@@ -12,6 +12,7 @@ from typing import Callable
 
 from zoo.common.errors import exits_cleanly
 from zoo.common.quiet import import_tensorflow_quietly
+from zoo.experiment import EXPORT_FORMATS
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -79,14 +80,18 @@ def models_command(args: argparse.Namespace) -> int:
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a run directory (with model.keras or checkpoints/, and config.yaml)")
+    parser.add_argument("--format", action="append", dest="formats", metavar="NAME",
+                        help=f"{', '.join(EXPORT_FORMATS)} (repeatable; default: the formats the run's export: "
+                             "section switches on)")
 
 
-@command("export", "re-export a run's SavedModel (verified against the Keras model)", _export_arguments)
+@command("export", "export a run again, in any format, each verified against the Keras model", _export_arguments)
 def export_command(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     from zoo.deploy.export import reexport_run
 
-    print(reexport_run(args.run_dir))
+    for path in reexport_run(args.run_dir, args.formats).values():
+        print(path)
     return 0
 
 

@@ -33,6 +33,7 @@ class Data:
     train: tf.data.Dataset | None
     eval: tf.data.Dataset
     eval_images: tf.data.Dataset  # the evaluation split's uint8 images at image_size, unbatched, for export checks
+    train_images: tf.data.Dataset  # the same of the training split, for int8 calibration
     train_examples: int
     eval_examples: int
     steps_per_epoch: int
@@ -152,8 +153,9 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
     eval_pipeline = pipeline(evaluation, training=False, **common)
     train_pipeline, train_examples, steps = None, 0, 0
     skipped = {evaluation.name: evaluation.skipped} if evaluation.skipped else {}
+    # One read of the training split serves training and int8 calibration (a folder is checked once).
+    training = load_split(builder, config, config.train_split, training=train, seed=seed)
     if train:
-        training = load_split(builder, config, config.train_split, training=True, seed=seed)
         if training.examples < batch_size:
             raise ZooError(f"train.batch_size: expected at most the {training.examples} training examples of "
                            f"{config.train_split!r}, received {batch_size}")
@@ -162,6 +164,7 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
             skipped[training.name] = training.skipped
         steps = min(steps_per_epoch or math.inf, training.examples // batch_size)
     eval_images = evaluation.dataset.map(lambda image, label: preprocessing.resize_uint8(image))
+    train_images = training.dataset.map(lambda image, label: preprocessing.resize_uint8(image))
     return Data(builder.name, image_shape, class_names, preprocessing, train_pipeline, eval_pipeline, eval_images,
-                train_examples, evaluation.examples, int(steps), min(eval_steps or math.inf, full_eval_steps),
-                skipped)
+                train_images, train_examples, evaluation.examples, int(steps),
+                min(eval_steps or math.inf, full_eval_steps), skipped)

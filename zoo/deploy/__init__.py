@@ -1,3 +1,6 @@
-"""Shipping a trained model: export with a serving signature, verified against the Keras model
-(export), and evaluation of the exported artifact on a dataset (evaluation). Needs no trainer.
+"""Shipping a trained model: the serving graph every format exports (graph), one module per format
+(saved_model, keras_file, litert, onnx_file) and their registry (formats), what an export starts
+from and every artifact carries (artifact), verification against the Keras model (verify), the
+export of a run (export), evaluation of any artifact (evaluation), and the optional runtime
+packages (runtime). Needs no trainer.
 """

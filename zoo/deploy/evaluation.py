@@ -1,8 +1,10 @@
-"""Evaluating a SavedModel on a dataset split: loss, top-1, top-5, per-class accuracy, confusion matrix, speed.
+"""Evaluating exported artifacts on a dataset split: loss, top-1, top-5, per-class accuracy, confusion matrix, speed.
 
-Only the SavedModel's `serving_default` is called, so this works on an export alone, with no
-zoo model code; the zoo's data loading reads the dataset (the run's own data config when
-given a run directory, else `--data`).
+An artifact (a SavedModel, or a .keras, .tflite or .onnx file) is run in its own runtime
+(zoo.deploy.formats), so the accuracy measured is that of what ships; a run directory stands for
+the artifacts it holds. The data is what the artifact's metadata records it was trained on (the
+run's data config), or `--data` for another dataset. Images are resized to the artifact's input
+size with the training preprocessing before they are batched, the same way for every format.
 """
 from __future__ import annotations
 
@@ -11,87 +13,127 @@ import dataclasses
 import io
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import tensorflow as tf
 
 from zoo.common import files
 from zoo.common.errors import ZooError
-from zoo.data.preprocess import Preprocessing
 from zoo.data.sources import dataset_builder, load_split
-from zoo.deploy.export import read_metadata
+from zoo.deploy.artifact import Artifact
+from zoo.deploy.formats import format_of, open_artifact, run_artifacts
 from zoo.experiment import DataConfig
 
 
-def locate(target: str | Path) -> tuple[Path, Path | None]:
-    """(SavedModel directory, run directory or None) for a run directory or a SavedModel."""
+def is_run_directory(path: Path) -> bool:
+    return (path / "config.yaml").is_file()
+
+
+def artifacts(target: str | Path, formats: Iterable[str] | None = None) -> list[Path]:
+    """The artifacts `target` stands for: a run directory's (those of `formats`, or all), or `target` itself."""
     target = Path(target)
-    if (target / "saved_model" / "saved_model.pb").exists():
-        return target / "saved_model", target
-    if (target / "saved_model.pb").exists():
-        return target, None
-    raise ZooError(f"expected a run directory (with saved_model/) or a SavedModel directory, received {target}")
+    if is_run_directory(target):
+        found = run_artifacts(target, formats)
+        if not found:
+            raise ZooError(f"expected a run directory with exported artifacts, received {target}, which has none "
+                           f"(python -m zoo export {target} writes them)")
+        return found
+    if formats:
+        raise ZooError(f"--format: expected a run directory to pick artifacts from, received the artifact {target}")
+    format_of(target)  # a clear error for anything that is not an artifact
+    return [target]
 
 
-def data_config(run_dir: Path | None, name: str | None, data_dir: str | None) -> DataConfig:
-    """The data to evaluate on: --data if given, else the run's own data config."""
-    if run_dir is not None and name is None:
-        from zoo.common.schema import build_dataclass
+def data_config(artifact: Artifact, run_dir: Path | None, name: str | None, data_dir: str | None) -> DataConfig:
+    """The data to evaluate on: --data if given, else what the artifact records, else its run's config."""
+    from zoo.common.schema import build_dataclass
+
+    if name is not None:
+        return DataConfig(name=name, data_dir=data_dir)
+    if artifact.metadata.get("data"):
+        config = build_dataclass(DataConfig, artifact.metadata["data"])
+    elif run_dir is not None:
         from zoo.common.yamlfiles import load_yaml
 
         config = build_dataclass(DataConfig, load_yaml(run_dir / "config.yaml")["data"])
-        return config if data_dir is None else dataclasses.replace(config, data_dir=data_dir)
-    if name is None:
-        raise ZooError("--data: expected a TFDS dataset name for a SavedModel outside a run directory, received none")
-    return DataConfig(name=name, data_dir=data_dir)
+    else:
+        raise ZooError(f"--data: expected a TFDS dataset name, as {artifact.path} does not record the data it was "
+                       f"trained on, received none")
+    return config if data_dir is None else dataclasses.replace(config, data_dir=data_dir)
 
 
-def evaluate(target: str | Path, *, data: str | None = None, split: str = "test", data_dir: str | None = None,
-             batch_size: int = 256, out_dir: str | Path | None = None) -> dict[str, Any]:
-    """Evaluates the SavedModel at `target` on `split`; writes evaluation.json and the confusion matrix."""
-    saved_model, run_dir = locate(target)
-    metadata = read_metadata(saved_model)
-    config = data_config(run_dir, data, data_dir)
+def evaluate(target: str | Path, *, format: str | None = None, data: str | None = None, split: str | None = None,
+             data_dir: str | None = None, batch_size: int = 256, out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Evaluates one artifact (a run directory's `format`, default its SavedModel) on `split`.
+
+    `split` defaults to the evaluation split the artifact was trained with (else `test`). Writes
+    evaluation.json and the confusion matrix to `out_dir` (default: evaluation-SPLIT/FORMAT in the
+    run directory, or beside the artifact) and returns the result.
+    """
+    target = Path(target)
+    if is_run_directory(target):
+        found = artifacts(target, [format] if format else None)
+        path = next((p for p in found if p.name == "saved_model"), found[0])
+    else:
+        path = artifacts(target)[0]
+    run_dir = path.parent if is_run_directory(path.parent) else None
+    artifact = open_artifact(path)
+    config = data_config(artifact, run_dir, data, data_dir)
+    if split is None:
+        split = config.eval_split if data is None else "test"
     builder = dataset_builder(config)
     class_names = list(builder.info.features["label"].names)
-    if metadata.get("class_names") and len(metadata["class_names"]) != len(class_names):
-        raise ZooError(f"the model has {len(metadata['class_names'])} classes, the dataset {builder.name} has "
-                       f"{len(class_names)}")
-    images = load_split(builder, config, split, training=False, seed=0)
-    dataset = images.dataset
-    if "image_size" in metadata:  # batching needs one size; the serving function would resize anyway
-        resize = Preprocessing.from_json(metadata).resize_uint8
-        dataset = dataset.map(lambda image, label: (resize(image), label))
-    serving = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    expected = artifact.metadata.get("class_names")
+    if expected and len(expected) != len(class_names):
+        raise ZooError(f"the model has {len(expected)} classes, the dataset {builder.name} has {len(class_names)}")
+    preprocessing = artifact.preprocessing
+    channels = builder.info.features["image"].shape[-1]
+    if preprocessing is not None and channels != preprocessing.channels:
+        raise ZooError(f"the model takes {preprocessing.channels}-channel images, the dataset {builder.name} has "
+                       f"{channels}-channel ones")
+    dataset = load_split(builder, config, split, training=False, seed=0).dataset
+    if preprocessing is not None:  # batching needs one size, and fixed-size formats need theirs
+        dataset = dataset.map(lambda image, label: (preprocessing.resize_uint8(image), label))
 
     classes = len(class_names)
     confusion = np.zeros((classes, classes), dtype=np.int64)
     loss_sum, top5_hits, seen, seconds = 0.0, 0, 0, 0.0
-    for batch, (x, y) in enumerate(dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)):
+    for batch, (x, y) in enumerate(dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()):
         start = time.perf_counter()
-        probabilities = serving(images=x)["probabilities"].numpy()
-        if batch:  # the first call includes tracing
+        probabilities = artifact.predict(x)
+        if batch:  # the first call includes tracing and memory planning
             seconds += time.perf_counter() - start
             seen += len(probabilities)
-        labels = y.numpy()
-        loss_sum += float(-np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1)).sum())
+        loss_sum += float(-np.log(np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1)).sum())
         top5 = np.argsort(-probabilities, axis=1)[:, :5]
-        top5_hits += int((top5 == labels[:, None]).any(axis=1).sum())
-        np.add.at(confusion, (labels, probabilities.argmax(1)), 1)
+        top5_hits += int((top5 == y[:, None]).any(axis=1).sum())
+        np.add.at(confusion, (y, probabilities.argmax(1)), 1)
     total = int(confusion.sum())
     per_class = {name: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
                  for i, name in enumerate(class_names)}
     result = {
-        "saved_model": str(saved_model), "dataset": builder.name, "split": split, "examples": total,
+        "artifact": str(path), "format": artifact.format, "megabytes": round(files.disk_size(path) / 1e6, 3),
+        "dataset": builder.name, "split": split, "examples": total,
         "loss": loss_sum / total, "accuracy": float(np.trace(confusion) / total), "top5": top5_hits / total,
         "per_class": per_class, "images_per_sec": round(seen / seconds, 1) if seconds else None,
     }
-    out = Path(out_dir) if out_dir else (run_dir or saved_model.parent) / f"evaluation-{split.replace('/', '_')}"
+    out = Path(out_dir) if out_dir else (run_dir or path.parent) / f"evaluation-{split.replace('/', '_')}" / \
+        artifact.format
     write_confusion(out, confusion, class_names)
     files.write_json(out / "evaluation.json", result)
     result["out_dir"] = str(out)
     return result
+
+
+def evaluate_all(target: str | Path, *, formats: Iterable[str] | None = None, out_dir: str | Path | None = None,
+                 **options: Any) -> list[dict[str, Any]]:
+    """Evaluates every artifact `target` stands for (see `artifacts`) on the same data; `options` as `evaluate`'s."""
+    paths = artifacts(target, formats)
+    if len(paths) == 1:
+        return [evaluate(paths[0], out_dir=out_dir, **options)]
+    return [evaluate(path, out_dir=Path(out_dir) / format_of(path) if out_dir else None, **options)
+            for path in paths]
 
 
 def write_confusion(out: Path, confusion: np.ndarray, class_names: list[str]) -> None:
@@ -124,9 +166,20 @@ def write_confusion(out: Path, confusion: np.ndarray, class_names: list[str]) ->
 
 
 def format_result(result: dict[str, Any]) -> str:
-    lines = [f"{result['dataset']} {result['split']}: {result['examples']:,} images",
+    lines = [f"{result['format']} {result['artifact']} ({result['megabytes']:,.2f} MB) on {result['dataset']} "
+             f"{result['split']}: {result['examples']:,} images",
              f"  loss {result['loss']:.4f}   top-1 {result['accuracy']:.2%}   top-5 {result['top5']:.2%}   "
              f"{result['images_per_sec'] or 0:,.0f} images/s",
              "  per class: " + ", ".join(f"{k} {v:.1%}" for k, v in result["per_class"].items() if v is not None),
              f"  written to {result['out_dir']}"]
     return "\n".join(lines)
+
+
+def format_comparison(results: list[dict[str, Any]]) -> str:
+    """The artifacts side by side, top-1 differences in percentage points against the first."""
+    rows = [f"{'format':<12} {'MB':>9} {'top-1':>8} {'top-5':>8} {'vs first':>9} {'images/s':>10}"]
+    for result in results:
+        rows.append(f"{result['format']:<12} {result['megabytes']:>9,.2f} {result['accuracy']:>8.2%} "
+                    f"{result['top5']:>8.2%} {100 * (result['accuracy'] - results[0]['accuracy']):>+7.2f}pp "
+                    f"{result['images_per_sec'] or 0:>10,.0f}")
+    return "\n".join(rows)

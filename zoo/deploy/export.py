@@ -1,19 +1,15 @@
-"""SavedModel export: a `serving_default` that takes uint8 images and returns probabilities and the class.
+"""Exporting a trained model to the formats a run asks for, each verified before it is installed.
 
-The signature takes `images`, uint8 [batch, height, width, channels] of any batch size and any
-size (resized inside, with the training normalisation), and returns `probabilities` (float32
-[batch, classes]) and `class` (int64 [batch]). TensorFlow refuses another dtype or rank. A
-metadata file, `assets.extra/zoo.json`, records the input size, normalisation and class names.
-Before an export counts, it is reloaded with `tf.saved_model.load` and checked against the
-Keras model on real images; it is written beside its final place and swapped in atomically.
+Each artifact is written beside its final place (zoo.common.files.staging_path), loaded in its
+own runtime and checked against the Keras model on evaluation images (zoo.deploy.verify), and
+only then moved into place; a failed or refused export leaves what was there before untouched.
+`export_run` is what the trainer calls at the end of a run; `reexport_run` (python -m zoo
+export) does the same later, from the run's model.keras (or checkpoint) and config.yaml.
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from pathlib import Path
-from typing import Any
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -21,63 +17,67 @@ import tensorflow as tf
 
 from zoo.common import files
 from zoo.common.errors import ZooError
-from zoo.data.preprocess import Preprocessing
+from zoo.data.pipeline import Data
+from zoo.deploy.artifact import Source
+from zoo.deploy.formats import check_installed, get
+from zoo.deploy.verify import Differences, verify
+from zoo.experiment import Experiment
 
-METADATA = Path("assets.extra") / "zoo.json"
-
-
-def export_saved_model(model: keras.Model, preprocessing: Preprocessing, class_names: list[str], path: Path) -> None:
-    """Writes `model` with its preprocessing as a SavedModel at `path` (which must not exist)."""
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-
-    def serve(images):
-        probabilities = tf.cast(model(preprocessing(images), training=False), tf.float32)
-        return {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1, output_type=tf.int64)}
-
-    spec = tf.TensorSpec([None, None, None, preprocessing.channels], tf.uint8, name="images")
-    archive.add_endpoint("serving_default", serve, input_signature=[spec])
-    archive.write_out(str(path), verbose=False)
-    files.write_json(path / METADATA, {**preprocessing.to_json(), "class_names": class_names,
-                                       "model": model.name})
+VERIFICATION_IMAGES = 32
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
-    """The zoo metadata of a SavedModel directory ({} for a SavedModel made elsewhere)."""
-    metadata = Path(path) / METADATA
-    return json.loads(metadata.read_text()) if metadata.exists() else {}
+def export_artifact(name: str, source: Source, final: Path, images: np.ndarray) -> Differences:
+    """Writes `source` as format `name` at `final`, verified on `images`; returns the probability differences."""
+    format = get(name)
+    check_installed([name])
+    staged = files.staging_path(final)
+    files.remove(staged)  # left by an export that was killed
+    try:
+        format.write(source, staged)
+        differences = verify(format.load(staged), source.model, source.preprocessing, images, format.tolerance,
+                             format.bounded)
+        files.install(staged, final)
+    finally:
+        files.remove(staged)
+    print(f"{name}: {final} ({files.disk_size(final) / 1e6:,.2f} MB) verified against the Keras model on "
+          f"{len(images)} evaluation images: max probability difference {differences.max:.1e}, mean per image "
+          f"{differences.mean:.1e} (tolerance on the {format.bounded} {format.tolerance:.0e})")
+    return differences
 
 
-def verify_saved_model(path: Path, model: keras.Model, preprocessing: Preprocessing, images: np.ndarray) -> float:
-    """Reloads the SavedModel and compares it with the Keras model on `images`; returns the max difference."""
-    serving = tf.saved_model.load(str(path)).signatures["serving_default"]
-    served = serving(images=tf.constant(images))
-    expected = np.asarray(model(preprocessing(tf.constant(images)), training=False), dtype=np.float32)
-    difference = float(np.max(np.abs(served["probabilities"].numpy() - expected)))
-    tolerance = 1e-5 if keras.mixed_precision.global_policy().compute_dtype == "float32" else 1e-2
-    if difference > tolerance or not np.array_equal(served["class"].numpy(), expected.argmax(-1)):
-        raise ZooError(f"the SavedModel at {path} disagrees with the Keras model (max difference {difference:.2e}, "
-                       f"tolerance {tolerance:.0e}); it was not installed")
-    return difference
+def first_images(dataset: tf.data.Dataset, count: int) -> np.ndarray:
+    """The first `count` elements of an unbatched dataset of uint8 images, as one array."""
+    return np.stack(list(dataset.take(count).as_numpy_iterator()))
 
 
-def export_run(run_dir: Path, model: keras.Model, data) -> Path:
-    """Exports, verifies and atomically installs `run_dir/saved_model`; returns its path."""
-    final, tmp, old = run_dir / "saved_model", run_dir / ".saved_model.tmp", run_dir / ".saved_model.old"
-    for leftover in (tmp, old):
-        shutil.rmtree(leftover, ignore_errors=True)
-    export_saved_model(model, data.preprocessing, data.class_names, tmp)
-    images = np.concatenate([batch.numpy() for batch in data.eval_images.batch(16).take(2)])
-    difference = verify_saved_model(tmp, model, data.preprocessing, images)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
-    print(f"SavedModel verified on {len(images)} evaluation images (max probability difference {difference:.1e})")
-    return final
+def source_of(model: keras.Model, data: Data, experiment: Experiment) -> Source:
+    """What every artifact of a run carries, with training images for int8 calibration (read only if needed)."""
+    count = experiment.export.calibration_images
+
+    def calibration_images() -> np.ndarray:
+        # File order may group classes: a sample of a few times as many mixes them, and numpy's seeded
+        # choice (unlike tf.data's, which follows the global seed) is the same at training and re-export.
+        pool = first_images(data.train_images, 4 * count)
+        return pool[np.random.default_rng(0).permutation(len(pool))[:count]]
+
+    return Source(model, data.preprocessing, data.class_names, experiment.to_dict()["data"], calibration_images)
 
 
-def reexport_run(run_dir: str | Path) -> Path:
+def export_run(run_dir: Path, model: keras.Model, data: Data, experiment: Experiment,
+               formats: Sequence[str] | None = None) -> dict[str, Path]:
+    """Exports `model` in `formats` (default: the experiment's `export:`) into `run_dir`; returns their paths."""
+    formats = list(dict.fromkeys(experiment.export.formats() if formats is None else formats))
+    check_installed(formats)  # all before any, so a missing package stops the export before it starts
+    source = source_of(model, data, experiment)
+    images = first_images(data.eval_images, VERIFICATION_IMAGES)
+    written = {}
+    for name in formats:
+        written[name] = run_dir / get(name).filename
+        export_artifact(name, source, written[name], images)
+    return written
+
+
+def reexport_run(run_dir: str | Path, formats: Sequence[str] | None = None) -> dict[str, Path]:
     """Exports a finished (or checkpointed) run again from its model.keras and config.yaml."""
     from zoo.common.yamlfiles import load_yaml
     from zoo.data.pipeline import load_data
@@ -85,6 +85,8 @@ def reexport_run(run_dir: str | Path) -> Path:
     from zoo.models.saving import load_keras_model
 
     run_dir = Path(run_dir).resolve()
+    for name in formats or ():
+        get(name)
     # the trained model, else the newest per-epoch checkpoint (checkpoints/epoch-NNNN.keras)
     candidates = [run_dir / "model.keras", *sorted((run_dir / "checkpoints").glob("epoch-*.keras"), reverse=True)]
     model_path = next((path for path in candidates if path.exists()), None)
@@ -92,8 +94,11 @@ def reexport_run(run_dir: str | Path) -> Path:
         raise ZooError(f"expected a run directory with model.keras (or checkpoints/) and config.yaml, "
                        f"received {run_dir}")
     experiment = experiment_from_mapping(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"), run_dir)
+    formats = formats or experiment.export.formats()
+    if not formats:
+        raise ZooError("expected --format, as the run's export: section switches every format off, received none")
+    check_installed(formats)
     model = load_keras_model(model_path)
-    train = experiment.train
-    data = load_data(experiment.data, model_input_size=model.input_shape[1:3], batch_size=train.batch_size,
+    data = load_data(experiment.data, model_input_size=model.input_shape[1:3], batch_size=experiment.train.batch_size,
                      train=False)
-    return export_run(run_dir, model, data)
+    return export_run(run_dir, model, data, experiment, formats)

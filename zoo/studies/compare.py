@@ -85,19 +85,20 @@ def seconds_per_pass(model: "keras.Model", batch_size: int, xla: bool) -> float:
 
 def directory_mb(path: Path) -> float:
     """The total size of the files under `path`, in MB (10^6 bytes)."""
-    return round(sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6, 3)
+    return round(files.disk_size(path) / 1e6, 3)
 
 
 def exported_mb(model: "keras.Model") -> float:
     """The size of `model` exported as a SavedModel (with identity normalisation) to a temporary directory."""
     from zoo.data.preprocess import Preprocessing
-    from zoo.deploy.export import export_saved_model
+    from zoo.deploy import saved_model
+    from zoo.deploy.artifact import Source
 
     height, width, channels = model.input_shape[1:]
     preprocessing = Preprocessing((height, width), channels, mean=(0.0,), std=(1.0,))
     with tempfile.TemporaryDirectory(prefix="zoo-compare-") as tmp:
         path = Path(tmp) / "saved_model"
-        export_saved_model(model, preprocessing, [str(i) for i in range(model.output_shape[-1])], path)
+        saved_model.write(Source(model, preprocessing, [str(i) for i in range(model.output_shape[-1])]), path)
         return directory_mb(path)
 
 

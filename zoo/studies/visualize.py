@@ -211,7 +211,7 @@ def visualize(run_dir: str | Path, image: str | Path | None = None, index: int |
     import keras
 
     from zoo.data.preprocess import Preprocessing
-    from zoo.deploy.export import read_metadata
+    from zoo.deploy.saved_model import read_metadata
 
     run_dir = Path(run_dir)
     model, experiment = load_run(run_dir)

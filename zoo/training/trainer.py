@@ -18,6 +18,7 @@ import yaml
 from zoo.common import files, locks
 from zoo.common.errors import ZooError
 from zoo.data.pipeline import Data, load_data
+from zoo.deploy.formats import check_installed
 from zoo.experiment import Experiment
 from zoo.models.analysis import analyze
 from zoo.models.builder import build_model
@@ -35,6 +36,7 @@ class TrainingDiverged(ZooError):
 
 def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str, Any]:
     """Trains `experiment` in `workdir` (resuming an unfinished run there), exports it, returns the summary."""
+    check_installed(experiment.export.formats())  # before training, not after it
     run_dir = run_directory(experiment, workdir)
     with locks.exclusive(run_dir):  # a second process on the same directory is refused, not interleaved
         return _train(experiment, run_dir, started=time.perf_counter())
@@ -98,16 +100,13 @@ def _train(experiment: Experiment, run_dir: Path, started: float) -> dict[str, A
 
 def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data, state: dict[str, Any], analysis,
            settings: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
-    """Exports the trained model, verifies the SavedModel, writes summary.json and prints where things are."""
+    """Exports the trained model (each artifact verified), writes summary.json and prints where things are."""
     from zoo.deploy.export import export_run
 
     last = state["history"][-1] if state["history"] else {}  # empty only if every record of the metrics was lost
-    export_dir = None
-    if experiment.export.saved_model:
-        with files.reporting_write_errors(run_dir / "saved_model"):
-            export_dir = export_run(run_dir, model, data)
-    if experiment.export.keras:
-        files.write_atomic_with(run_dir / "model.keras", model.save)
+    with files.reporting_write_errors(run_dir):  # a full disk while exporting: one line naming the file
+        artifacts = export_run(run_dir, model, data, experiment)
+    export_dir = artifacts.get("saved_model")
     summary = {
         "experiment": experiment.name,
         "model": analysis.config.name,
@@ -124,6 +123,7 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
                     ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_top5")},
         "run_dir": str(run_dir),
         "export_dir": str(export_dir) if export_dir else None,
+        "artifacts": {name: str(path) for name, path in artifacts.items()},
     }
     if data.skipped:
         summary["skipped_images"] = {split: {"count": len(paths), "first": list(paths[:5])}
@@ -137,6 +137,9 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
     print(f"run:        {run_dir}")
     if export_dir:
         print(f"SavedModel: {export_dir}  (serving_default: uint8 images -> probabilities, class)")
+    for name, path in artifacts.items():
+        if name != "saved_model":
+            print(f"{name + ':':<12}{path}")
     return summary
 
 

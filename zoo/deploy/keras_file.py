@@ -1,0 +1,46 @@
+"""The `.keras` format: the Keras model itself, for more training or for Keras code.
+
+Its input is the model's own: float32 [batch, height, width, channels] at the training size,
+normalised outside as (pixels / 255 - mean) / std (the metadata records mean and std). The zoo
+metadata is an extra `zoo.json` entry in the file's zip archive, which Keras ignores on loading.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.data.preprocess import Preprocessing
+from zoo.deploy.artifact import Artifact, Source, require_metadata
+from zoo.models.saving import load_keras_model
+
+METADATA = "zoo.json"
+
+
+def write(source: Source, path: Path) -> None:
+    """Writes `source.model` as a `.keras` file at `path`, with the zoo metadata inside."""
+    source.model.save(path)
+    metadata = source.metadata("keras", dtype="float32", any_size=False, normalised_inside=False)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(METADATA, json.dumps(metadata, indent=2))
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The zoo metadata inside a `.keras` file ({} for one written elsewhere, or by an older zoo)."""
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read(METADATA)) if METADATA in archive.namelist() else {}
+
+
+def load(path: Path) -> Artifact:
+    metadata = require_metadata(read_metadata(path), path, "keras")
+    model = load_keras_model(path)
+    normalize = Preprocessing.from_json(metadata).normalize
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        return np.asarray(model(normalize(tf.constant(images)), training=False), dtype=np.float32)
+
+    return Artifact(Path(path), "keras", metadata, predict)
