@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import tensorflow as tf
 import yaml
 
 from zoo.common import files, locks
@@ -36,6 +37,25 @@ class TrainingDiverged(ZooError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
     exit_code = 1
+
+
+class WorkerLost(ZooError):
+    """Another worker of a multi-worker run stopped (killed, crashed, unreachable); this one stops too."""
+
+    exit_code = 1
+
+
+# What a collective raises when a peer is gone: its socket closed, heartbeats stopped, or the timeout passed.
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+               tf.errors.CancelledError)
+# Lines of such an error that say where, not why: the graph's node and Python frames, gRPC details.
+_NOT_THE_CAUSE = ("Graph execution error", "Detected at node", "File ", "Additional GRPC", ":UNKNOWN", "[[")
+
+
+def peer_error_cause(error: tf.errors.OpError) -> str:
+    """The line of a collective's error that says what happened (e.g. 'Collective ops is aborted by: ...')."""
+    lines = [line.strip() for line in str(error.message).splitlines()]
+    return next((line for line in lines if line and not line.startswith(_NOT_THE_CAUSE)), "no reason given")[:200]
 
 
 def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str, Any]:
@@ -109,9 +129,15 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
                  keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False, profile_batch=0)]
     verbose = 1 if sys.stdout.isatty() else 2
     if state["epoch"] < config.epochs and distribution.name == "multi_worker":
-        fit_distributed(model, distribution, data.train, data.eval, loss=make_loss(config, reduction=None),
-                        epochs=config.epochs, initial_epoch=state["epoch"], steps_per_epoch=data.steps_per_epoch,
-                        eval_steps=data.eval_steps, callbacks=callbacks, verbose=verbose)
+        try:
+            fit_distributed(model, distribution, data.train, data.eval, loss=make_loss(config, reduction=None),
+                            epochs=config.epochs, initial_epoch=state["epoch"], steps_per_epoch=data.steps_per_epoch,
+                            eval_steps=data.eval_steps, callbacks=callbacks, verbose=verbose)
+        except PEER_ERRORS as error:
+            raise WorkerLost(f"worker {distribution.cluster.index} stopped: another worker of the "
+                             f"{distribution.cluster.workers} is gone ({peer_error_cause(error)}); "
+                             f"{state['epoch']} epoch(s) are saved in {run_dir}: rerun the same command on every "
+                             "worker to resume") from None
     elif state["epoch"] < config.epochs:  # fit distributes the global batches itself under MirroredStrategy
         model.fit(data.train(None), epochs=config.epochs, initial_epoch=state["epoch"],
                   steps_per_epoch=data.steps_per_epoch, validation_data=data.eval, validation_steps=data.eval_steps,
