@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -54,7 +55,7 @@ _NOT_THE_CAUSE = ("Graph execution error", "Detected at node", "File ", "Additio
 
 def peer_error_cause(error: tf.errors.OpError) -> str:
     """The line of a collective's error that says what happened (e.g. 'Collective ops is aborted by: ...')."""
-    lines = [line.strip() for line in str(error.message).splitlines()]
+    lines = [re.sub(r"^\{\{.*?\}\}\s*", "", line.strip()) for line in str(error.message).splitlines()]
     return next((line for line in lines if line and not line.startswith(_NOT_THE_CAUSE)), "no reason given")[:200]
 
 
@@ -77,7 +78,14 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
             out_dir = Path(tempfile.mkdtemp(prefix=f"zoo-worker-{distribution.cluster.index}-"))
             stack.callback(shutil.rmtree, out_dir, ignore_errors=True)
         stack.enter_context(locks.exclusive(out_dir))  # a second process on the same directory is refused
-        return _train(experiment, run_dir, out_dir, distribution, started)
+        try:
+            return _train(experiment, run_dir, out_dir, distribution, started)
+        except PEER_ERRORS as error:
+            if distribution.cluster.workers == 1:
+                raise
+            raise WorkerLost(f"worker {distribution.cluster.index} stopped: another worker of the "
+                             f"{distribution.cluster.workers} is gone ({peer_error_cause(error)}); rerun the same "
+                             f"command on every worker to resume {run_dir} from its last finished epoch") from None
 
 
 def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: Distribution,
@@ -129,15 +137,9 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
                  keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False, profile_batch=0)]
     verbose = 1 if sys.stdout.isatty() else 2
     if state["epoch"] < config.epochs and distribution.name == "multi_worker":
-        try:
-            fit_distributed(model, distribution, data.train, data.eval, loss=make_loss(config, reduction=None),
-                            epochs=config.epochs, initial_epoch=state["epoch"], steps_per_epoch=data.steps_per_epoch,
-                            eval_steps=data.eval_steps, callbacks=callbacks, verbose=verbose)
-        except PEER_ERRORS as error:
-            raise WorkerLost(f"worker {distribution.cluster.index} stopped: another worker of the "
-                             f"{distribution.cluster.workers} is gone ({peer_error_cause(error)}); "
-                             f"{state['epoch']} epoch(s) are saved in {run_dir}: rerun the same command on every "
-                             "worker to resume") from None
+        fit_distributed(model, distribution, data.train, data.eval, loss=make_loss(config, reduction=None),
+                        epochs=config.epochs, initial_epoch=state["epoch"], steps_per_epoch=data.steps_per_epoch,
+                        eval_steps=data.eval_steps, callbacks=callbacks, verbose=verbose)
     elif state["epoch"] < config.epochs:  # fit distributes the global batches itself under MirroredStrategy
         model.fit(data.train(None), epochs=config.epochs, initial_epoch=state["epoch"],
                   steps_per_epoch=data.steps_per_epoch, validation_data=data.eval, validation_steps=data.eval_steps,
