@@ -1,8 +1,9 @@
 """The trainer: one function, `train(experiment)`, for every model config and dataset.
 
-Read it top to bottom: resolve the run directory (resuming if it holds an unfinished run of the
-same experiment), load the data, build and compile the model (or restore the last checkpoint),
-fit with per-epoch checkpoints and metrics, then export and verify, and write summary.json.
+Read it top to bottom: resolve the tf.distribute strategy and the run directory (resuming if it
+holds an unfinished run of the same experiment), load the data, build and compile the model under
+the strategy (or restore the last checkpoint), fit (or, with several workers, zoo.training.loop)
+with per-epoch checkpoints and metrics, then export and verify, and write summary.json.
 """
 from __future__ import annotations
 
