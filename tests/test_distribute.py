@@ -6,6 +6,7 @@ averaged over the global batch and no example is trained twice or skipped.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,7 +88,8 @@ def test_two_workers_train_the_default_experiment_and_export_one_saved_model(tmp
     assert summary["distribute"] == {"strategy": "multi_worker", "workers": 2, "replicas": 2, "global_batch_size": 32}
     assert summary["epochs"] == 2 and summary["metrics"]["eval_accuracy"] is not None
     lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
-    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"]
+    assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"] and "eval_accuracy" in lines[0]
+    assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
     assert [path.parent for path in tmp_path.rglob("saved_model.pb")] == [tmp_path / "run" / "saved_model"]
     assert not list(scratch.iterdir())
 
@@ -156,4 +158,4 @@ def test_launch_stops_at_the_first_failing_worker_with_its_status(tmp_path):
     result = launch(2, "no-such-experiment.yaml", "--workdir", str(tmp_path))
     assert result.returncode == 2
     assert "[worker 0] error:" in result.stderr and "[worker 1] error:" in result.stderr
-    assert result.stderr.splitlines()[-1].startswith("error: worker 0 exited with status 2")
+    assert re.match(r"error: worker [01] exited with status 2", result.stderr.splitlines()[-1])  # whichever was first

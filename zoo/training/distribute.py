@@ -5,14 +5,17 @@ logical CPUs that ZOO_CPU_DEVICES asks for), `multi_worker` (one process per wor
 described by TF_CONFIG as Kubeflow's TFJob, Ray Train and `python -m zoo launch` set it), and
 `auto`, which picks multi_worker when TF_CONFIG names more than one worker, mirrored when more
 than one GPU is visible, else none. The strategy must exist before TensorFlow starts its
-runtime, so the trainer resolves it first.
+runtime, so the trainer resolves it first. A worker whose peers are gone stops here with one line.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-from typing import Any
+import re
+from pathlib import Path
+from typing import Any, Iterator
 
 import tensorflow as tf
 
@@ -126,3 +129,35 @@ def resolve_distribution(setting: str, global_batch_size: int, environ: dict[str
         raise ZooError(f"train.batch_size: expected a multiple of the {strategy.num_replicas_in_sync} replicas "
                        f"(each takes an equal share of the global batch), received {global_batch_size}")
     return Distribution(strategy, name, cluster, global_batch_size)
+
+
+class WorkerLost(ZooError):
+    """Another worker of a multi-worker run stopped (killed, crashed, unreachable); this one stops too."""
+
+    exit_code = 1
+
+
+# What a collective raises when a peer is gone: its socket closed, heartbeats stopped, or the timeout passed.
+PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
+               tf.errors.CancelledError)
+# Lines of such an error that say where, not why: the graph's node and Python frames, gRPC details.
+_NOT_THE_CAUSE = ("Graph execution error", "Detected at node", "File ", "Additional GRPC", ":UNKNOWN", "[[")
+
+
+def peer_error_cause(error: tf.errors.OpError) -> str:
+    """The line of a collective's error that says what happened (e.g. 'Collective ops is aborted by: ...')."""
+    lines = [re.sub(r"^\{\{.*?\}\}\s*", "", line.strip()) for line in str(error.message).splitlines()]
+    return next((line for line in lines if line and not line.startswith(_NOT_THE_CAUSE)), "no reason given")[:200]
+
+
+@contextlib.contextmanager
+def stopping_if_a_worker_is_lost(distribution: Distribution, run_dir: Path) -> Iterator[None]:
+    """Turns a collective's failure in a multi-worker run into WorkerLost: one line, and how to resume."""
+    try:
+        yield
+    except PEER_ERRORS as error:
+        if distribution.cluster.workers == 1:
+            raise
+        raise WorkerLost(f"worker {distribution.cluster.index} stopped: another worker of the "
+                         f"{distribution.cluster.workers} is gone ({peer_error_cause(error)}); rerun the same "
+                         f"command on every worker to resume {run_dir} from its last finished epoch") from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import tensorflow as tf
 import yaml
 
 from zoo.common import files, locks
@@ -30,7 +28,7 @@ from zoo.models.builder import build_model
 from zoo.training.callbacks import Checkpointer, DivergenceGuard, Throughput
 from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
 from zoo.training.compile import compile_model, make_loss, resolve_precision, resolve_xla
-from zoo.training.distribute import Distribution, resolve_distribution
+from zoo.training.distribute import Distribution, resolve_distribution, stopping_if_a_worker_is_lost
 from zoo.training.loop import fit_distributed
 from zoo.training.run_directory import read_state, run_directory
 
@@ -39,25 +37,6 @@ class TrainingDiverged(ZooError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
     exit_code = 1
-
-
-class WorkerLost(ZooError):
-    """Another worker of a multi-worker run stopped (killed, crashed, unreachable); this one stops too."""
-
-    exit_code = 1
-
-
-# What a collective raises when a peer is gone: its socket closed, heartbeats stopped, or the timeout passed.
-PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError,
-               tf.errors.CancelledError)
-# Lines of such an error that say where, not why: the graph's node and Python frames, gRPC details.
-_NOT_THE_CAUSE = ("Graph execution error", "Detected at node", "File ", "Additional GRPC", ":UNKNOWN", "[[")
-
-
-def peer_error_cause(error: tf.errors.OpError) -> str:
-    """The line of a collective's error that says what happened (e.g. 'Collective ops is aborted by: ...')."""
-    lines = [re.sub(r"^\{\{.*?\}\}\s*", "", line.strip()) for line in str(error.message).splitlines()]
-    return next((line for line in lines if line and not line.startswith(_NOT_THE_CAUSE)), "no reason given")[:200]
 
 
 def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str, Any]:
@@ -79,14 +58,8 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
             out_dir = Path(tempfile.mkdtemp(prefix=f"zoo-worker-{distribution.cluster.index}-"))
             stack.callback(shutil.rmtree, out_dir, ignore_errors=True)
         stack.enter_context(locks.exclusive(out_dir))  # a second process on the same directory is refused
-        try:
-            return _train(experiment, run_dir, out_dir, distribution, started)
-        except PEER_ERRORS as error:
-            if distribution.cluster.workers == 1:
-                raise
-            raise WorkerLost(f"worker {distribution.cluster.index} stopped: another worker of the "
-                             f"{distribution.cluster.workers} is gone ({peer_error_cause(error)}); rerun the same "
-                             f"command on every worker to resume {run_dir} from its last finished epoch") from None
+        stack.enter_context(stopping_if_a_worker_is_lost(distribution, run_dir))
+        return _train(experiment, run_dir, out_dir, distribution, started)
 
 
 def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: Distribution,
