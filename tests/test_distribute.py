@@ -53,6 +53,33 @@ def test_tf_config_is_read_as_cluster_managers_write_it():
             read_tf_config(bad)
 
 
+@pytest.mark.parametrize("replicas", [2, 4])  # 4: two replicas per worker, taking consecutive elements
+def test_each_input_pipeline_takes_its_replicas_slices_of_every_global_batch(replicas):
+    import tensorflow as tf
+
+    from zoo.data.pipeline import pipeline
+    from zoo.data.preprocess import Preprocessing
+    from zoo.data.sources import Split
+    from zoo.experiment import DataConfig
+
+    count, batch, steps = 40, 8, 5
+    images = np.zeros((count, 1, 1, 1), np.uint8)
+    split = Split("train", count, tf.data.Dataset.from_tensor_slices((images, np.arange(count))))
+    common = dict(config=DataConfig(cache="memory"), preprocessing=Preprocessing((1, 1), 1, (0.0,), (1.0,)),
+                  num_classes=count, batch_size=batch, training=True, seed=3)
+
+    def labels(dataset, batches):
+        return [labels.numpy().argmax(1).tolist() for _, labels in dataset.take(batches)]
+
+    whole = labels(pipeline(split, **common), steps)
+    local = replicas // 2
+    shares = [labels(pipeline(split, **common, input_context=tf.distribute.InputContext(2, worker, replicas)),
+                     steps * local) for worker in range(2)]
+    for step in range(steps):
+        replica_batches = [shares[worker][step * local + r] for worker in range(2) for r in range(local)]
+        assert sum(replica_batches, []) == whole[step]
+
+
 @pytest.mark.parametrize("tf_config_text, fragments", [
     ('{"cluster": {"worker": ["127.0.0.1:1"]', ("TF_CONFIG", "expected JSON")),
     ('{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker"}}',
