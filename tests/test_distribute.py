@@ -93,6 +93,11 @@ def test_bad_tf_config_is_one_line(tmp_path, tf_config_text, fragments):
     assert not list(tmp_path.iterdir())  # refused before anything was written
 
 
+def test_several_workers_without_a_shared_workdir_is_one_line_not_a_wait_for_the_others():
+    result = run("train.py", DEFAULT, env={"TF_CONFIG": tf_config(["127.0.0.1:1", "127.0.0.1:2"], 1)}, timeout=60)
+    assert_one_line_error(result, "--workdir: expected the run directory every one of the 2 workers shares")
+
+
 def test_mirrored_on_two_logical_cpus(tmp_path, patterns_dir):
     result = run("train.py", DEFAULT, *sets(*SHORT, "train.epochs=1", f"data.data_dir={patterns_dir}",
                                               "train.distribute=mirrored", "export.saved_model=false"),

@@ -100,10 +100,13 @@ def split_cpu(devices: int) -> None:
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
 
 
-def resolve_distribution(setting: str, global_batch_size: int, environ: dict[str, str] | None = None) -> Distribution:
-    """train.distribute -> the strategy to train under (created here, before anything else in TensorFlow)."""
+def resolve_distribution(setting: str, global_batch_size: int, cluster: Cluster,
+                         environ: dict[str, str] | None = None) -> Distribution:
+    """train.distribute -> the strategy to train under (created here, before anything else in TensorFlow).
+
+    Under multi_worker this waits until every worker of `cluster` (read_tf_config) has started.
+    """
     environ = os.environ if environ is None else environ
-    cluster = read_tf_config(environ.get("TF_CONFIG"))
     if environ.get(CPU_DEVICES):
         try:
             split_cpu(int(environ[CPU_DEVICES]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -28,7 +29,8 @@ from zoo.models.builder import build_model
 from zoo.training.callbacks import Checkpointer, DivergenceGuard, Throughput
 from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
 from zoo.training.compile import compile_model, make_loss, resolve_precision, resolve_xla
-from zoo.training.distribute import Distribution, resolve_distribution, stopping_if_a_worker_is_lost
+from zoo.training.distribute import (Distribution, read_tf_config, resolve_distribution,
+                                     stopping_if_a_worker_is_lost)
 from zoo.training.loop import fit_distributed
 from zoo.training.run_directory import read_state, run_directory
 
@@ -47,10 +49,11 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
     files to a temporary directory of their own (tf.distribute wants every worker to save).
     """
     started = time.perf_counter()
-    distribution = resolve_distribution(experiment.train.distribute, experiment.train.batch_size)
-    if distribution.cluster.workers > 1 and not workdir:
-        raise ZooError(f"--workdir: expected the run directory every one of the {distribution.cluster.workers} "
-                       "workers shares (a timestamped default would differ between workers), received none")
+    cluster = read_tf_config(os.environ.get("TF_CONFIG"))
+    if cluster.workers > 1 and not workdir:  # checked before the strategy, which waits for the other workers
+        raise ZooError(f"--workdir: expected the run directory every one of the {cluster.workers} workers shares "
+                       "(a timestamped default would differ between workers), received none")
+    distribution = resolve_distribution(experiment.train.distribute, experiment.train.batch_size, cluster)
     run_dir = run_directory(experiment, workdir)
     with contextlib.ExitStack() as stack:
         out_dir = run_dir
