@@ -146,7 +146,8 @@ def test_two_workers_reach_the_weights_of_one_process_on_the_same_global_batches
 
 
 def _start_worker(index: int, addresses: list[str], args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "TF_CONFIG": tf_config(addresses, index), "PYTHONUNBUFFERED": "1"}
+    # TMPDIR: a SIGKILLed worker cannot remove its temporary saves; they stay in the test's own directory
+    env = {**os.environ, "TF_CONFIG": tf_config(addresses, index), "PYTHONUNBUFFERED": "1", "TMPDIR": str(log.parent)}
     return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, env=env, stdout=log.open("w"),
                             stderr=subprocess.STDOUT)
 
