@@ -85,7 +85,7 @@ class Pipeline:
         experiment = load_experiment(ROOT / "configs" / "experiments" / f"{EXPERIMENTS[model_name]}.yaml")
         input_size = experiment.model_config().input_shape[:2]
         data = load_data(experiment.data, model_input_size=input_size, batch_size=batch_size)
-        self.batches = iter(data.train)
+        self.batches = iter(data.train(None))
         self.run(20)
 
     def run(self, steps: int) -> float:

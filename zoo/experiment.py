@@ -74,6 +74,8 @@ class TrainConfig:
     steps_per_epoch: PositiveInt | None = None  # cap an epoch (short runs); None: the whole split
     eval_steps: PositiveInt | None = None       # cap evaluation; None: the whole split
     keep_checkpoints: PositiveInt = 2           # the last epochs' checkpoints kept, to resume if one is damaged
+    distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"  # zoo.training.distribute
+    sync_batch_norm: bool = False               # batch statistics over the global batch, not each replica's
 
     def __post_init__(self):
         if isinstance(self.xla, bool):  # YAML 1.1 reads an unquoted `on`/`off` as true/false

@@ -1,4 +1,4 @@
-"""`python -m zoo COMMAND`: inspect, models, compare, export, visualize.
+"""`python -m zoo COMMAND`: inspect, models, compare, export, visualize, launch.
 
 Each subcommand parses its arguments here and calls the package; a ZooError becomes one line
 and exit status 2 (zoo.common.errors.exits_cleanly).
@@ -130,6 +130,21 @@ def visualize_command(args: argparse.Namespace) -> int:
     for path in visualize(args.run_dir, image=args.image, index=args.index, out_dir=args.out):
         print(path)
     return 0
+
+
+def _launch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, required=True, help="how many worker processes to start")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, metavar="-- EXPERIMENT [train.py args]",
+                        help="what each worker runs: train.py's arguments")
+
+
+@command("launch", "train one experiment with N local workers (MultiWorkerMirroredStrategy), as a cluster would",
+         _launch_arguments)
+def launch_command(args: argparse.Namespace) -> int:
+    from zoo.cli.launch import launch
+
+    train_args = args.train_args[1:] if args.train_args[:1] == ["--"] else args.train_args
+    return launch(args.workers, train_args)
 
 
 @exits_cleanly

@@ -23,8 +23,9 @@ class DirectoryBusy(ZooError):
 
 
 @contextlib.contextmanager
-def exclusive(directory: str | Path, what: str = "run directory") -> Iterator[None]:
-    """Holds `directory`'s lock for the block; raises DirectoryBusy if a live process holds it."""
+def exclusive(directory: str | Path, what: str = "run directory", wait: bool = False) -> Iterator[None]:
+    """Holds `directory`'s lock for the block; raises DirectoryBusy if a live process holds it (or,
+    with `wait`, waits for that process to finish)."""
     directory = Path(directory)
     path = directory / LOCK_FILE
     with reporting_write_errors(path):  # a read-only or full disk shows here first
@@ -32,7 +33,7 @@ def exclusive(directory: str | Path, what: str = "run directory") -> Iterator[No
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise DirectoryBusy(f"{what} {directory} is in use by process {holder}; wait for it to finish, "

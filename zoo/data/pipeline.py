@@ -9,8 +9,10 @@ Labels are one-hot, so label smoothing and the accuracy metrics share one loss p
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
+from typing import Callable
 
 import tensorflow as tf
 
@@ -30,7 +32,7 @@ class Data:
     image_shape: tuple[int | None, int | None, int]  # the dataset's own (None where sizes vary)
     class_names: list[str]
     preprocessing: Preprocessing
-    train: tf.data.Dataset | None
+    train: Callable[[tf.distribute.InputContext | None], tf.data.Dataset] | None  # built on call (see pipeline)
     eval: tf.data.Dataset
     eval_images: tf.data.Dataset  # the evaluation split's uint8 images at image_size, unbatched, for export checks
     train_images: tf.data.Dataset  # the same of the training split, for int8 calibration
@@ -83,13 +85,20 @@ def in_memory(split: Split, preprocessing: Preprocessing) -> tuple[tf.Tensor, tf
 
 
 def pipeline(split: Split, config: DataConfig, preprocessing: Preprocessing, num_classes: int, *,
-             batch_size: int, training: bool, seed: int) -> tf.data.Dataset:
+             batch_size: int, training: bool, seed: int,
+             input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
     """The batched, normalised pipeline of one split (repeating forever when training).
 
     A split that fits in memory is decoded once into one tensor; an epoch then shuffles only
     indices and gathers each batch. A larger one streams: decoded per image, shuffled in a buffer.
     Augmentation and normalisation then work on whole batches either way.
+
+    With an `input_context` (tf.distribute's, one per worker) the pipeline yields per-replica
+    batches for that worker's replicas only: in memory, each replica takes its slice of every
+    global batch, so N workers train on exactly the batches one process would; streaming, each
+    worker reads its shard of the files' examples.
     """
+    replicas = input_context.num_replicas_in_sync if input_context else 1  # divides batch_size (checked there)
     shape = (*preprocessing.image_size, preprocessing.channels)
     if config.cache == "memory" or (config.cache == "auto" and _cache_fits(split.examples, shape)):
         images, labels = in_memory(split, preprocessing)
@@ -101,19 +110,27 @@ def pipeline(split: Split, config: DataConfig, preprocessing: Preprocessing, num
 
             def epoch_batches(epoch):
                 order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=tf.stack([seed, epoch]))
-                return tf.data.Dataset.from_tensor_slices(tf.reshape(order[:steps * batch_size], [steps, batch_size]))
+                batches = tf.reshape(order[:steps * batch_size], [steps, replicas, batch_size // replicas])
+                if input_context:
+                    local = replicas // input_context.num_input_pipelines
+                    first = input_context.input_pipeline_id * local
+                    batches = batches[:, first:first + local]
+                return tf.data.Dataset.from_tensor_slices(tf.reshape(batches, [-1, batch_size // replicas]))
 
             dataset = tf.data.Dataset.counter().flat_map(epoch_batches)
         else:  # evaluation keeps its last, partial batch
             dataset = tf.data.Dataset.range(count).batch(batch_size)
         dataset = dataset.map(lambda indices: (tf.gather(images, indices), tf.gather(labels, indices)))
     else:
-        dataset = split.dataset.map(lambda image, label: (preprocessing.resize_uint8(image), label),
-                                    num_parallel_calls=AUTOTUNE)
+        dataset = split.dataset
+        if input_context:
+            dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        dataset = dataset.map(lambda image, label: (preprocessing.resize_uint8(image), label),
+                              num_parallel_calls=AUTOTUNE)
         if training:
             dataset = dataset.shuffle(config.shuffle_buffer or split.examples, seed=seed, reshuffle_each_iteration=True)
             dataset = dataset.repeat()
-        dataset = dataset.batch(batch_size, drop_remainder=training, num_parallel_calls=AUTOTUNE)
+        dataset = dataset.batch(batch_size // replicas, drop_remainder=training, num_parallel_calls=AUTOTUNE)
     augment = training and config.augment != AugmentConfig()
 
     def prepare(images, labels):
@@ -122,6 +139,13 @@ def pipeline(split: Split, config: DataConfig, preprocessing: Preprocessing, num
         return preprocessing.normalize(images), tf.one_hot(labels, num_classes)
 
     return dataset.map(prepare, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def _training_pipeline(split: Split, common: dict, input_context: tf.distribute.InputContext | None = None
+                       ) -> tf.data.Dataset:
+    """`pipeline` with the training split's arguments bound; what Data.train calls (tf.distribute passes
+    `input_context` positionally)."""
+    return pipeline(split, training=True, input_context=input_context, **common)
 
 
 def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_size: int, seed: int = 0,
@@ -159,7 +183,8 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
         if training.examples < batch_size:
             raise ZooError(f"train.batch_size: expected at most the {training.examples} training examples of "
                            f"{config.train_split!r}, received {batch_size}")
-        train_pipeline, train_examples = pipeline(training, training=True, **common), training.examples
+        train_pipeline = functools.partial(_training_pipeline, training, common)
+        train_examples = training.examples
         if training.skipped:
             skipped[training.name] = training.skipped
         steps = min(steps_per_epoch or math.inf, training.examples // batch_size)

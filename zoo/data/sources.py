@@ -13,6 +13,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from zoo.common import locks
 from zoo.common.errors import ZooError, unknown
 from zoo.common.quiet import native_stderr_silenced
 from zoo.data import image_check
@@ -66,7 +67,13 @@ def dataset_builder(config: DataConfig):
             "archives you downloaded, or data.download: true to let TFDS download it")
     manual_dir = _expand(config.manual_dir)
     try:
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        # Workers of one cluster on one machine all get here; the first prepares, the others wait and reuse it.
+        with locks.exclusive(Path(where).parents[1], "dataset directory", wait=True):
+            builder = tfds.builder(config.name, data_dir=data_dir)  # anew: what another process prepared meanwhile
+            if not builder.is_prepared():
+                builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except ZooError:
+        raise
     except Exception as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
         raise ZooError(

@@ -51,10 +51,11 @@ def check_shapes(config: ModelConfig) -> Shape:
 
 def build_model(config: "str | Path | Mapping[str, Any] | ModelConfig",
                 input_shape: tuple[int, int, int] | None = None,
-                num_classes: int | None = None) -> "keras.Model":
+                num_classes: int | None = None, sync_batch_norm: bool = False) -> "keras.Model":
     """A functional Keras model from a config path, a shipped model's name or a mapping.
 
-    `input_shape` and `num_classes` override the config's (the trainer takes them from the data).
+    `input_shape` and `num_classes` override the config's (the trainer takes them from the data);
+    `sync_batch_norm` makes batch normalisation use the whole global batch under tf.distribute.
     """
     config = load_model_config(config)
     if input_shape is not None or num_classes is not None:
@@ -67,7 +68,7 @@ def build_model(config: "str | Path | Mapping[str, Any] | ModelConfig",
 
     inputs = keras.Input(config.input_shape, name="image")
     x = inputs
-    for block in trace(config, KerasOps(), inputs):
+    for block in trace(config, KerasOps(sync_batch_norm), inputs):
         x = block.output
     model = keras.Model(inputs, x, name=config.name)
     if config.pretrained:

@@ -16,8 +16,9 @@ from zoo.models.ops import pair
 class KerasOps:
     """Builds the real model; `layers` lists every layer created, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync_batch_norm: bool = False) -> None:
         self.layers: list[keras.layers.Layer] = []
+        self.sync_batch_norm = sync_batch_norm  # batch statistics all-reduced over the replicas of a tf.distribute run
 
     def _apply(self, layer: keras.layers.Layer, x):
         self.layers.append(layer)
@@ -64,7 +65,8 @@ class KerasOps:
                                               name=name), x)
 
     def batch_norm(self, x, *, name: str, epsilon: float):
-        return self._apply(keras.layers.BatchNormalization(epsilon=epsilon, name=name), x)
+        return self._apply(keras.layers.BatchNormalization(epsilon=epsilon, synchronized=self.sync_batch_norm,
+                                                              name=name), x)
 
     def activation(self, x, *, name: str, function: str):
         return self._apply(keras.layers.Activation(function, name=name), x)

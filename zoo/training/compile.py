@@ -15,8 +15,14 @@ from zoo.experiment import OptimizerConfig, TrainConfig
 from zoo.training.schedules import WarmupSchedule
 
 
-def resolve_xla(setting: str) -> tuple[bool, str]:
-    """train.xla -> (jit_compile, why). `auto` turns XLA on only where it is faster: with a GPU."""
+def resolve_xla(setting: str, distribute: str = "none") -> tuple[bool, str]:
+    """train.xla -> (jit_compile, why). `auto` turns XLA on only where it is faster: with a GPU.
+
+    Under a tf.distribute strategy it is off whatever the setting: Keras's `fit` ignores
+    jit_compile there, and the multi-worker step's all-reduce runs outside XLA.
+    """
+    if distribute != "none":
+        return False, f"off under train.distribute: {distribute} (Keras compiles no XLA under a tf.distribute strategy)"
     if setting != "auto":
         return setting == "on", setting
     if tf.config.list_physical_devices("GPU"):
@@ -61,10 +67,15 @@ def make_schedule(config: TrainConfig, steps_per_epoch: int) -> WarmupSchedule:
                           boundaries=tuple(m * steps_per_epoch for m in s.milestones), gamma=s.gamma)
 
 
+def make_loss(config: TrainConfig, reduction: str | None = "sum_over_batch_size") -> keras.losses.Loss:
+    """The training loss; reduction None gives per-example losses, which a tf.distribute step averages."""
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing, reduction=reduction)
+
+
 def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int, xla: bool) -> None:
     model.compile(
         optimizer=make_optimizer(config.optimizer, make_schedule(config, steps_per_epoch)),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        loss=make_loss(config),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                  keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")],
         jit_compile=xla,

@@ -1,13 +1,18 @@
 """The trainer: one function, `train(experiment)`, for every model config and dataset.
 
-Read it top to bottom: resolve the run directory (resuming if it holds an unfinished run of the
-same experiment), load the data, build and compile the model (or restore the last checkpoint),
-fit with per-epoch checkpoints and metrics, then export and verify, and write summary.json.
+Read it top to bottom: resolve the tf.distribute strategy and the run directory (resuming if it
+holds an unfinished run of the same experiment), load the data, build and compile the model under
+the strategy (or restore the last checkpoint), fit (or, with several workers, zoo.training.loop)
+with per-epoch checkpoints and metrics, then export and verify, and write summary.json.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,10 @@ from zoo.models.analysis import analyze
 from zoo.models.builder import build_model
 from zoo.training.callbacks import Checkpointer, DivergenceGuard, Throughput
 from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
-from zoo.training.compile import compile_model, resolve_precision, resolve_xla
+from zoo.training.compile import compile_model, make_loss, resolve_precision, resolve_xla
+from zoo.training.distribute import (Distribution, read_tf_config, resolve_distribution,
+                                     stopping_if_a_worker_is_lost)
+from zoo.training.loop import fit_distributed
 from zoo.training.run_directory import read_state, run_directory
 
 
@@ -35,25 +43,43 @@ class TrainingDiverged(ZooError):
 
 
 def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str, Any]:
-    """Trains `experiment` in `workdir` (resuming an unfinished run there), exports it, returns the summary."""
+    """Trains `experiment` in `workdir` (resuming an unfinished run there), exports it, returns the summary.
+
+    Under multi_worker every worker runs this with the same `workdir`: all read the run directory
+    to resume from the same checkpoint, only the chief writes it, and the others write the same
+    files to a temporary directory of their own (tf.distribute wants every worker to save).
+    """
+    started = time.perf_counter()
+    cluster = read_tf_config(os.environ.get("TF_CONFIG"))
+    if cluster.workers > 1 and not workdir:  # checked before the strategy, which waits for the other workers
+        raise ZooError(f"--workdir: expected the run directory every one of the {cluster.workers} workers shares "
+                       "(a timestamped default would differ between workers), received none")
+    distribution = resolve_distribution(experiment.train.distribute, experiment.train.batch_size, cluster)
     check_installed(experiment.export.formats())  # before training, not after it
     run_dir = run_directory(experiment, workdir)
-    with locks.exclusive(run_dir):  # a second process on the same directory is refused, not interleaved
-        return _train(experiment, run_dir, started=time.perf_counter())
+    with contextlib.ExitStack() as stack:
+        out_dir = run_dir
+        if not distribution.cluster.is_chief:
+            out_dir = Path(tempfile.mkdtemp(prefix=f"zoo-worker-{distribution.cluster.index}-"))
+            stack.callback(shutil.rmtree, out_dir, ignore_errors=True)
+        stack.enter_context(locks.exclusive(out_dir))  # a second process on the same directory is refused
+        stack.enter_context(stopping_if_a_worker_is_lost(distribution, run_dir))
+        return _train(experiment, run_dir, out_dir, distribution, started)
 
 
-def _train(experiment: Experiment, run_dir: Path, started: float) -> dict[str, Any]:
+def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: Distribution,
+           started: float) -> dict[str, Any]:
     state, recorded = read_state(run_dir, experiment)
     if (run_dir / "summary.json").exists() and state["epoch"] >= experiment.train.epochs:
         print(f"{run_dir}: already finished ({state['epoch']} epochs); nothing to do")
         return json.loads((run_dir / "summary.json").read_text())
-    files.write_atomic(run_dir / "config.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    files.write_atomic(out_dir / "config.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
 
     config = experiment.train
     keras.utils.set_random_seed(config.seed)
     precision, precision_reason = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(precision)
-    xla, xla_reason = resolve_xla(config.xla)
+    xla, xla_reason = resolve_xla(config.xla, distribution.name)
     model_config = experiment.model_config()
     data = load_data(experiment.data, model_input_size=model_config.input_shape[:2], batch_size=config.batch_size,
                      seed=config.seed, steps_per_epoch=config.steps_per_epoch, eval_steps=config.eval_steps)
@@ -61,11 +87,13 @@ def _train(experiment: Experiment, run_dir: Path, started: float) -> dict[str, A
                                                data.num_classes)
     analysis = analyze(model_config)
 
+    scope = distribution.strategy.scope()  # variables and the optimizer are created per replica under it
     if state["epoch"] or saved_checkpoints(run_dir):
         # A checkpoint holds the model, the optimizer's state and the schedule (a function of the
         # optimizer's step), so training continues exactly where that epoch left it. state.json is
         # written after its checkpoint, so its epoch is the newest one fully recorded.
-        epoch, model = load_newest_checkpoint(run_dir, at_most=state["epoch"] if recorded else None)
+        with scope:
+            epoch, model = load_newest_checkpoint(run_dir, at_most=state["epoch"] if recorded else None)
         if epoch < state["epoch"]:
             print(f"going back to epoch {epoch}, the newest readable checkpoint (the run's records reached epoch "
                   f"{state['epoch']})")
@@ -73,34 +101,44 @@ def _train(experiment: Experiment, run_dir: Path, started: float) -> dict[str, A
         print(f"resuming {run_dir} at epoch {epoch + 1} of {config.epochs}" if epoch < config.epochs else
               f"{run_dir}: all {config.epochs} epochs are trained; exporting")
     else:
-        model = build_model(model_config)
-        compile_model(model, config, data.steps_per_epoch, xla)
+        with scope:
+            model = build_model(model_config, sync_batch_norm=config.sync_batch_norm)
+            compile_model(model, config, data.steps_per_epoch, xla)
     print(f"{experiment.name}: {model_config.name} ({analysis.params:,} parameters, {analysis.macs:,} MACs) on "
           f"{data.name} {data.preprocessing.image_size[0]}x{data.preprocessing.image_size[1]}x"
           f"{data.preprocessing.channels}, {data.num_classes} classes; {data.train_examples:,} training images, "
           f"{data.steps_per_epoch} steps of {config.batch_size} per epoch; xla: {'on' if xla else 'off'} "
           f"({xla_reason}); precision: {precision} ({precision_reason})")
+    print(distribution.describe())
 
     guard, throughput = DivergenceGuard(), Throughput(config.batch_size)
-    callbacks = [guard, throughput, Checkpointer(run_dir, state, guard, throughput, config.keep_checkpoints),
-                 keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False, profile_batch=0)]
-    if state["epoch"] < config.epochs:
-        model.fit(data.train, epochs=config.epochs, initial_epoch=state["epoch"], steps_per_epoch=data.steps_per_epoch,
-                  validation_data=data.eval, validation_steps=data.eval_steps, callbacks=callbacks,
-                  shuffle=False, verbose=1 if sys.stdout.isatty() else 2)  # tf.data shuffles
+    callbacks = [guard, throughput, Checkpointer(out_dir, state, guard, throughput, config.keep_checkpoints),
+                 keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False, profile_batch=0)]
+    verbose = 1 if sys.stdout.isatty() else 2
+    if state["epoch"] < config.epochs and distribution.name == "multi_worker":
+        fit_distributed(model, distribution, data.train, data.eval, loss=make_loss(config, reduction=None),
+                        epochs=config.epochs, initial_epoch=state["epoch"], steps_per_epoch=data.steps_per_epoch,
+                        eval_steps=data.eval_steps, callbacks=callbacks, verbose=verbose)
+    elif state["epoch"] < config.epochs:  # fit distributes the global batches itself under MirroredStrategy
+        model.fit(data.train(None), epochs=config.epochs, initial_epoch=state["epoch"],
+                  steps_per_epoch=data.steps_per_epoch, validation_data=data.eval, validation_steps=data.eval_steps,
+                  callbacks=callbacks, shuffle=False, verbose=verbose)  # tf.data shuffles
     if guard.diverged_at:
         epoch, step = guard.diverged_at
         kept = f"the checkpoint of epoch {state['epoch']} is kept" if state["epoch"] else "no epoch had finished"
         raise TrainingDiverged(f"the loss became NaN or infinite at epoch {epoch}, step {step}; training stopped and "
                                f"{kept} in {run_dir} (try a lower train.optimizer.learning_rate)")
 
-    settings = {"xla": xla, "xla_reason": xla_reason, "precision": precision, "precision_reason": precision_reason}
-    return finish(run_dir, experiment, model, data, state, analysis, settings, time.perf_counter() - started)
+    settings = {"xla": xla, "xla_reason": xla_reason, "precision": precision, "precision_reason": precision_reason,
+                "distribute": distribution.record()}
+    return finish(out_dir, experiment, model, data, state, analysis, settings, time.perf_counter() - started,
+                  report=distribution.cluster.is_chief)
 
 
 def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data, state: dict[str, Any], analysis,
-           settings: dict[str, Any], wall_seconds: float) -> dict[str, Any]:
-    """Exports the trained model (each artifact verified), writes summary.json and prints where things are."""
+           settings: dict[str, Any], wall_seconds: float, report: bool = True) -> dict[str, Any]:
+    """Exports the trained model (each artifact verified), writes summary.json and prints where things are
+    (unless not `report`: a worker other than the chief, whose files are temporary)."""
     from zoo.deploy.export import export_run
 
     last = state["history"][-1] if state["history"] else {}  # empty only if every record of the metrics was lost
@@ -129,6 +167,8 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
         summary["skipped_images"] = {split: {"count": len(paths), "first": list(paths[:5])}
                                      for split, paths in data.skipped.items()}
     files.write_json(run_dir / "summary.json", summary)
+    if not report:
+        return summary
     metrics = summary["metrics"]
     print(f"\n{experiment.name}: {summary['epochs']} epochs of {summary['model']} on {data.name}: "
           f"eval top-1 {_format(metrics['eval_accuracy'], '.2%')}, top-5 {_format(metrics['eval_top5'], '.2%')}, "
