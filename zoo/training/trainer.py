@@ -30,8 +30,7 @@ from zoo.models.builder import build_model
 from zoo.training.callbacks import Checkpointer, DivergenceGuard, Throughput
 from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
 from zoo.training.compile import compile_model, make_loss, resolve_precision, resolve_xla
-from zoo.training.distribute import (Distribution, read_tf_config, resolve_distribution,
-                                     stopping_if_a_worker_is_lost)
+from zoo.training.distribute import Distribution, read_tf_config, resolve_distribution, stopping_if_a_worker_is_lost
 from zoo.training.loop import fit_distributed
 from zoo.training.run_directory import read_state, run_directory
 
