@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/python train.py $(EXPERIMENT)
 
+# Two workers, each taking whole test files (module fixtures are built once), on the 2 cores.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Training speed against PyTorch and the matmul ceiling (benchmarks/run.py); run it on an idle
 # machine. Installs the optional torch extra first; TFDS_DATA_DIR enables the real-data rows.

@@ -30,24 +30,33 @@ def resolve_xla(setting: str, distribute: str = "none") -> tuple[bool, str]:
     return False, "auto: no GPU, and XLA measured slower on CPU (0.4-0.5x, benchmarks/README.md)"
 
 
-def cpu_has_native_bfloat16() -> bool:
-    """Whether the CPU computes bfloat16 in hardware (AVX512_BF16 or AMX), per /proc/cpuinfo."""
+def cpu_bfloat16_units() -> set[str]:
+    """The CPU's bfloat16 hardware per /proc/cpuinfo: a subset of {"avx512_bf16", "amx_bf16"}."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+        return set()
+    return set(re.findall(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
 def resolve_precision(setting: str) -> tuple[str, str]:
-    """train.precision -> (Keras dtype policy, why). `auto` takes bfloat16 where the CPU has it natively."""
+    """train.precision -> (Keras dtype policy, why). `auto` takes bfloat16 only where it should win.
+
+    Measured here (benchmarks/README.md): on a CPU with AVX512_BF16 but no AMX, mixed_bfloat16 trains
+    at 0.71x (ResNet-20) and 0.93x (LeNet-5) the speed of float32, and PyTorch's bf16 autocast is
+    slower than its float32 too, so auto keeps float32 there. AMX multiplies bf16 matrices in
+    hardware, several times faster than float32; that CPU class is not measured here yet.
+    """
     if setting != "auto":
         return setting, setting
     if tf.config.list_physical_devices("GPU"):
         return "float32", "auto: GPU found; mixed precision on GPUs is not measured here yet"
-    if cpu_has_native_bfloat16():
-        return "mixed_bfloat16", "auto: this CPU computes bfloat16 natively, faster here (benchmarks/README.md)"
-    return "float32", "auto: this CPU has no native bfloat16"
+    units = cpu_bfloat16_units()
+    if "amx_bf16" in units:
+        return "mixed_bfloat16", "auto: the CPU has AMX, which multiplies bfloat16 matrices in hardware"
+    if units:
+        return "float32", "auto: AVX512_BF16 without AMX measured slower than float32 here (0.71-0.93x)"
+    return "float32", "auto: the CPU has no bfloat16 hardware"
 
 
 def make_optimizer(config: OptimizerConfig, schedule: WarmupSchedule) -> keras.optimizers.Optimizer:
