@@ -27,7 +27,7 @@ def resolve_xla(setting: str, distribute: str = "none") -> tuple[bool, str]:
         return setting == "on", setting
     if tf.config.list_physical_devices("GPU"):
         return True, "auto: GPU found (XLA is the usual win there; not measured on this project's machines yet)"
-    return False, "auto: no GPU, and XLA measured slower on CPU (0.4-0.5x, benchmarks/README.md)"
+    return False, "auto: no GPU, and XLA measured slower on CPU (0.55-0.74x, benchmarks/README.md)"
 
 
 def cpu_bfloat16_units() -> set[str]:
