@@ -35,7 +35,7 @@ class Data:
     train: Callable[[tf.distribute.InputContext | None], tf.data.Dataset] | None  # built on call (see pipeline)
     eval: tf.data.Dataset
     eval_images: tf.data.Dataset  # the evaluation split's uint8 images at image_size, unbatched, for export checks
-    train_images: tf.data.Dataset  # the same of the training split, for int8 calibration
+    train_images: Callable[[], tf.data.Dataset]  # the same of the training split, read on call (int8 calibration)
     train_examples: int
     eval_examples: int
     steps_per_epoch: int
@@ -177,9 +177,8 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
     eval_pipeline = pipeline(evaluation, training=False, **common)
     train_pipeline, train_examples, steps = None, 0, 0
     skipped = {evaluation.name: evaluation.skipped} if evaluation.skipped else {}
-    # One read of the training split serves training and int8 calibration (a folder is checked once).
-    training = load_split(builder, config, config.train_split, training=train, seed=seed)
-    if train:
+    training = load_split(builder, config, config.train_split, training=True, seed=seed) if train else None
+    if training:
         if training.examples < batch_size:
             raise ZooError(f"train.batch_size: expected at most the {training.examples} training examples of "
                            f"{config.train_split!r}, received {batch_size}")
@@ -189,7 +188,12 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
             skipped[training.name] = training.skipped
         steps = min(steps_per_epoch or math.inf, training.examples // batch_size)
     eval_images = evaluation.dataset.map(lambda image, label: preprocessing.resize_uint8(image))
-    train_images = training.dataset.map(lambda image, label: preprocessing.resize_uint8(image))
+
+    def train_images() -> tf.data.Dataset:
+        # A training run's own split (a folder is checked once); otherwise read only when int8 calibration asks.
+        split = training or load_split(builder, config, config.train_split, training=False, seed=seed)
+        return split.dataset.map(lambda image, label: preprocessing.resize_uint8(image))
+
     return Data(builder.name, image_shape, class_names, preprocessing, train_pipeline, eval_pipeline, eval_images,
                 train_images, train_examples, evaluation.examples, int(steps),
                 min(eval_steps or math.inf, full_eval_steps), skipped)

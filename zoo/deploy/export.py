@@ -57,7 +57,7 @@ def source_of(model: keras.Model, data: Data, experiment: Experiment) -> Source:
     def calibration_images() -> np.ndarray:
         # File order may group classes: a sample of a few times as many mixes them, and numpy's seeded
         # choice (unlike tf.data's, which follows the global seed) is the same at training and re-export.
-        pool = first_images(data.train_images, 4 * count)
+        pool = first_images(data.train_images(), 4 * count)
         return pool[np.random.default_rng(0).permutation(len(pool))[:count]]
 
     return Source(model, data.preprocessing, data.class_names, experiment.to_dict()["data"], calibration_images)
