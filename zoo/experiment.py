@@ -73,6 +73,7 @@ class TrainConfig:
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"  # auto: bf16 on AMX CPUs
     steps_per_epoch: PositiveInt | None = None  # cap an epoch (short runs); None: the whole split
     eval_steps: PositiveInt | None = None       # cap evaluation; None: the whole split
+    eval_every: PositiveInt = 1                 # evaluate every N epochs, and always after the last one
     keep_checkpoints: PositiveInt = 2           # the last epochs' checkpoints kept, to resume if one is damaged
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"  # zoo.training.distribute
     sync_batch_norm: bool = False               # batch statistics over the global batch, not each replica's
@@ -80,6 +81,10 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.xla, bool):  # YAML 1.1 reads an unquoted `on`/`off` as true/false
             object.__setattr__(self, "xla", "on" if self.xla else "off")
+
+    def eval_epochs(self) -> list[int]:
+        """The epochs (counted from 1) after which the eval split is scored: every eval_every-th, and the last."""
+        return sorted({*range(self.eval_every, self.epochs + 1, self.eval_every), self.epochs})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -192,8 +192,9 @@ def plot_training_curves(metrics_csv: Path, path: Path) -> Path:
     epochs = [int(row["epoch"]) for row in rows]
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for axis, metric in zip(axes, ("loss", "accuracy")):
-        for split in ("train", "eval"):
-            axis.plot(epochs, column(f"{split}_{metric}"), marker="o", label=split)
+        for split in ("train", "eval"):  # a run with train.eval_every > 1 scores eval on some epochs only
+            points = [(epoch, value) for epoch, value in zip(epochs, column(f"{split}_{metric}")) if not math.isnan(value)]
+            axis.plot([epoch for epoch, _ in points], [value for _, value in points], marker="o", label=split)
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
         axis.grid(True, alpha=0.3)

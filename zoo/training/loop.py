@@ -39,7 +39,7 @@ def _logs(totals: dict[str, float], prefix: str = "") -> dict[str, float]:
 def fit_distributed(model: keras.Model, distribution: Distribution,
                     dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset], eval_dataset: tf.data.Dataset,
                     *, loss: keras.losses.Loss, epochs: int, initial_epoch: int, steps_per_epoch: int, eval_steps: int,
-                    callbacks: list[keras.callbacks.Callback], verbose: int) -> None:
+                    eval_epochs: list[int], callbacks: list[keras.callbacks.Callback], verbose: int) -> None:
     """Trains `model` (built and compiled under the strategy's scope) as `fit` would; `loss` has no reduction."""
     strategy, global_batch = distribution.strategy, distribution.global_batch_size
     optimizer = model.optimizer
@@ -82,7 +82,7 @@ def fit_distributed(model: keras.Model, distribution: Distribution,
             if model.stop_training:
                 break
         logs = _logs(totals)
-        if not model.stop_training:
+        if not model.stop_training and epoch + 1 in eval_epochs:
             callback_list.on_test_begin()
             evaluated = dict.fromkeys(COUNTS, 0.0)
             for images, labels in eval_dataset.take(eval_steps):

@@ -117,11 +117,12 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     if state["epoch"] < config.epochs and distribution.name == "multi_worker":
         fit_distributed(model, distribution, data.train, data.eval, loss=make_loss(config, reduction=None),
                         epochs=config.epochs, initial_epoch=state["epoch"], steps_per_epoch=data.steps_per_epoch,
-                        eval_steps=data.eval_steps, callbacks=callbacks, verbose=verbose)
+                        eval_steps=data.eval_steps, eval_epochs=config.eval_epochs(), callbacks=callbacks,
+                        verbose=verbose)
     elif state["epoch"] < config.epochs:  # fit distributes the global batches itself under MirroredStrategy
         model.fit(data.train(None), epochs=config.epochs, initial_epoch=state["epoch"],
                   steps_per_epoch=data.steps_per_epoch, validation_data=data.eval, validation_steps=data.eval_steps,
-                  callbacks=callbacks, shuffle=False, verbose=verbose)  # tf.data shuffles
+                  validation_freq=config.eval_epochs(), callbacks=callbacks, shuffle=False, verbose=verbose)  # tf.data shuffles
     if guard.diverged_at:
         epoch, step = guard.diverged_at
         kept = f"the checkpoint of epoch {state['epoch']} is kept" if state["epoch"] else "no epoch had finished"
