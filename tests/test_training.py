@@ -119,6 +119,34 @@ def test_a_run_saved_before_new_export_keys_still_resumes(default_run, tmp_path,
         read_state(tmp_path, experiment)
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "configs/experiments").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_experiment_loads_and_keeps_its_base_model(path):
+    from zoo.models.analysis import analyze
+    from zoo.models.config import load_model_config
+
+    experiment = load_experiment(path)
+    raw = yaml.safe_load(path.read_text())["model"]
+    params = analyze(experiment.model_config()).params
+    if set(raw) == {"base"}:  # a recipe only: the architecture is the model config's, unchanged
+        assert params == analyze(load_model_config(raw["base"])).params
+    if path.stem.startswith("cifar10_resnet20"):
+        assert params == 271_098  # He et al. 2015's ResNet-20 (0.27M)
+
+
+def test_eval_every_scores_every_nth_epoch_and_the_last(tmp_path, patterns_dir):
+    from zoo.studies.visualize import plot_training_curves
+
+    overrides = [*SHORT, "train.epochs=3", "train.eval_every=2", f"data.data_dir={patterns_dir}",
+                 "export.saved_model=false", "export.keras=false"]
+    experiment = load_experiment(ROOT / "configs/experiments/default.yaml", overrides)
+    assert experiment.train.eval_epochs() == [2, 3]
+    summary = train(experiment, tmp_path / "run")
+    state, _ = read_state(tmp_path / "run", experiment)
+    assert ["eval_accuracy" in row for row in state["history"]] == [False, True, True]
+    assert summary["metrics"]["eval_accuracy"] == state["history"][-1]["eval_accuracy"]
+    assert plot_training_curves(tmp_path / "run" / "metrics.csv", tmp_path / "curves.png").stat().st_size > 0
+
+
 def test_bad_set_key_is_one_line_with_did_you_mean():
     result = run("train.py", "configs/experiments/default.yaml", "--set", "train.epohcs=3")
     assert_one_line_error(result, "--set", "train.epohcs", "did you mean 'epochs'?")
