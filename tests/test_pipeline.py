@@ -55,6 +55,20 @@ def test_an_in_memory_epoch_trains_on_each_example_once_and_reshuffles():
     assert len(set(second)) == len(second) and list(first) != list(second)
 
 
+def test_a_resumed_pipeline_continues_the_uninterrupted_sequence_of_batches():
+    count, batch = 50, 8
+    images = np.zeros((count, 2, 2, 1), np.uint8)
+    split = Split("train", count, tf.data.Dataset.from_tensor_slices((images, np.arange(count))))
+
+    def labels(skip_batches: int, take: int) -> list[list[int]]:
+        data = pipeline(split, DataConfig(cache="memory"), Preprocessing((2, 2), 1, (0.0,), (1.0,)), count,
+                        batch_size=batch, training=True, seed=0, skip_batches=skip_batches)
+        return [list(one_hot.numpy().argmax(1)) for _, one_hot in data.take(take)]
+
+    uninterrupted = labels(0, 20)  # 6 batches an epoch: the resumed one starts inside the second epoch
+    assert labels(9, 11) == uninterrupted[9:]
+
+
 def test_streaming_and_in_memory_evaluation_yield_the_same_batches():
     count = 21
     images = numbered_images(count)

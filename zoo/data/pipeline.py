@@ -32,7 +32,7 @@ class Data:
     image_shape: tuple[int | None, int | None, int]  # the dataset's own (None where sizes vary)
     class_names: list[str]
     preprocessing: Preprocessing
-    train: Callable[[tf.distribute.InputContext | None], tf.data.Dataset] | None  # built on call (see pipeline)
+    train: Callable[..., tf.data.Dataset] | None  # (input_context, skip_batches=0), built on call (see pipeline)
     eval: tf.data.Dataset
     eval_images: tf.data.Dataset  # the evaluation split's uint8 images at image_size, unbatched, for export checks
     train_images: Callable[[], tf.data.Dataset]  # the same of the training split, read on call (int8 calibration)
@@ -86,7 +86,7 @@ def in_memory(split: Split, preprocessing: Preprocessing) -> tuple[tf.Tensor, tf
 
 def pipeline(split: Split, config: DataConfig, preprocessing: Preprocessing, num_classes: int, *,
              batch_size: int, training: bool, seed: int,
-             input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+             input_context: tf.distribute.InputContext | None = None, skip_batches: int = 0) -> tf.data.Dataset:
     """The batched, normalised pipeline of one split (repeating forever when training).
 
     A split that fits in memory is decoded once into one tensor; an epoch then shuffles only
@@ -97,6 +97,10 @@ def pipeline(split: Split, config: DataConfig, preprocessing: Preprocessing, num
     batches for that worker's replicas only: in memory, each replica takes its slice of every
     global batch, so N workers train on exactly the batches one process would; streaming, each
     worker reads its shard of the files' examples.
+
+    `skip_batches` (training, in memory) starts at that batch of the same sequence of
+    permutations, so a resumed run sees the batches an uninterrupted one would have (the random
+    crops and flips are drawn afresh); a streamed split starts a new shuffle instead.
     """
     replicas = input_context.num_replicas_in_sync if input_context else 1  # divides batch_size (checked there)
     shape = (*preprocessing.image_size, preprocessing.channels)
@@ -117,7 +121,7 @@ def pipeline(split: Split, config: DataConfig, preprocessing: Preprocessing, num
                     batches = batches[:, first:first + local]
                 return tf.data.Dataset.from_tensor_slices(tf.reshape(batches, [-1, batch_size // replicas]))
 
-            dataset = tf.data.Dataset.counter().flat_map(epoch_batches)
+            dataset = tf.data.Dataset.counter().flat_map(epoch_batches).skip(skip_batches)  # skips indices only
         else:  # evaluation keeps its last, partial batch
             dataset = tf.data.Dataset.range(count).batch(batch_size)
         dataset = dataset.map(lambda indices: (tf.gather(images, indices), tf.gather(labels, indices)))
@@ -141,11 +145,11 @@ def pipeline(split: Split, config: DataConfig, preprocessing: Preprocessing, num
     return dataset.map(prepare, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
-def _training_pipeline(split: Split, common: dict, input_context: tf.distribute.InputContext | None = None
-                       ) -> tf.data.Dataset:
+def _training_pipeline(split: Split, common: dict, input_context: tf.distribute.InputContext | None = None,
+                       skip_batches: int = 0) -> tf.data.Dataset:
     """`pipeline` with the training split's arguments bound; what Data.train calls (tf.distribute passes
-    `input_context` positionally)."""
-    return pipeline(split, training=True, input_context=input_context, **common)
+    `input_context` positionally; a resumed run passes the batches already trained as `skip_batches`)."""
+    return pipeline(split, training=True, input_context=input_context, skip_batches=skip_batches, **common)
 
 
 def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_size: int, seed: int = 0,

@@ -8,6 +8,7 @@ with per-epoch checkpoints and metrics, then export and verify, and write summar
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -114,13 +115,15 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     callbacks = [guard, throughput, Checkpointer(out_dir, state, guard, throughput, config.keep_checkpoints),
                  keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False, profile_batch=0)]
     verbose = 1 if sys.stdout.isatty() else 2
+    # A resumed run continues the sequence of batches where its last finished epoch left it.
+    train_batches = functools.partial(data.train, skip_batches=state["epoch"] * data.steps_per_epoch)
     if state["epoch"] < config.epochs and distribution.name == "multi_worker":
-        fit_distributed(model, distribution, data.train, data.eval, loss=make_loss(config, reduction=None),
+        fit_distributed(model, distribution, train_batches, data.eval, loss=make_loss(config, reduction=None),
                         epochs=config.epochs, initial_epoch=state["epoch"], steps_per_epoch=data.steps_per_epoch,
                         eval_steps=data.eval_steps, eval_epochs=config.eval_epochs(), callbacks=callbacks,
                         verbose=verbose)
     elif state["epoch"] < config.epochs:  # fit distributes the global batches itself under MirroredStrategy
-        model.fit(data.train(None), epochs=config.epochs, initial_epoch=state["epoch"],
+        model.fit(train_batches(None), epochs=config.epochs, initial_epoch=state["epoch"],
                   steps_per_epoch=data.steps_per_epoch, validation_data=data.eval, validation_steps=data.eval_steps,
                   validation_freq=config.eval_epochs(), callbacks=callbacks, shuffle=False, verbose=verbose)  # tf.data shuffles
     if guard.diverged_at:
