@@ -120,15 +120,11 @@ def test_a_run_saved_before_new_export_keys_still_resumes(default_run, tmp_path,
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs/experiments").glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_shipped_experiment_loads_and_keeps_its_base_model(path):
+def test_every_shipped_experiment_loads_and_builds_its_model_config(path):
     from zoo.models.analysis import analyze
-    from zoo.models.config import load_model_config
 
-    experiment = load_experiment(path)
-    raw = yaml.safe_load(path.read_text())["model"]
-    params = analyze(experiment.model_config()).params
-    if set(raw) == {"base"}:  # a recipe only: the architecture is the model config's, unchanged
-        assert params == analyze(load_model_config(raw["base"])).params
+    params = analyze(load_experiment(path).model_config()).params  # a typo or bad shape raises here
+    assert params > 0
     if path.stem.startswith("cifar10_resnet20"):
         assert params == 271_098  # He et al. 2015's ResNet-20 (0.27M)
 
