@@ -22,7 +22,7 @@ from zoo.cli.launch import free_ports, tf_config
 from zoo.common.errors import ZooError
 from zoo.experiment import load_experiment
 from zoo.training.distribute import read_tf_config
-from zoo.training.trainer import train
+from zoo.training.trainer import WORKERS_DIR, train
 
 DEFAULT = "configs/experiments/default.yaml"
 SHORT = ["train.epochs=2", "train.steps_per_epoch=4", "train.eval_steps=2", "train.batch_size=32"]
@@ -34,8 +34,8 @@ def sets(*overrides: str) -> list[str]:
     return [arg for override in overrides for arg in ("--set", override)]
 
 
-def launch(workers: int, *train_args: str, env: dict | None = None, timeout: int = 300):
-    return run("-m", "zoo", "launch", "--workers", str(workers), "--", *train_args, env=env, timeout=timeout)
+def launch(workers: int, *train_args: str, timeout: int = 300):
+    return run("-m", "zoo", "launch", "--workers", str(workers), "--", *train_args, timeout=timeout)
 
 
 def test_tf_config_is_read_as_cluster_managers_write_it():
@@ -109,10 +109,7 @@ def test_mirrored_on_two_logical_cpus(tmp_path, patterns_dir):
 
 
 def test_two_workers_train_the_default_experiment_and_export_one_saved_model(tmp_path, patterns_dir):
-    scratch = tmp_path / "tmp"  # where the other worker's temporary saves go; empty again at the end
-    scratch.mkdir()
-    result = launch(2, DEFAULT, *sets(*SHORT, f"data.data_dir={patterns_dir}"), "--workdir", str(tmp_path / "run"),
-                    env={"TMPDIR": str(scratch)})
+    result = launch(2, DEFAULT, *sets(*SHORT, f"data.data_dir={patterns_dir}"), "--workdir", str(tmp_path / "run"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "[worker 0] distribute: multi_worker, 2 worker(s), 2 replica(s)" in result.stdout
     assert "[worker 1] Epoch 2/2" in result.stdout
@@ -123,7 +120,7 @@ def test_two_workers_train_the_default_experiment_and_export_one_saved_model(tmp
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"] and "eval_accuracy" in lines[0]
     assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
     assert [path.parent for path in tmp_path.rglob("saved_model.pb")] == [tmp_path / "run" / "saved_model"]
-    assert not list(scratch.iterdir())
+    assert not (tmp_path / "run" / WORKERS_DIR).exists()  # the other worker's own saves, removed at its end
 
 
 def test_two_workers_reach_the_weights_of_one_process_on_the_same_global_batches(tmp_path, patterns_dir):
@@ -146,8 +143,7 @@ def test_two_workers_reach_the_weights_of_one_process_on_the_same_global_batches
 
 
 def _start_worker(index: int, addresses: list[str], args: list[str], log: Path) -> subprocess.Popen:
-    # TMPDIR: a SIGKILLed worker cannot remove its temporary saves; they stay in the test's own directory
-    env = {**os.environ, "TF_CONFIG": tf_config(addresses, index), "PYTHONUNBUFFERED": "1", "TMPDIR": str(log.parent)}
+    env = {**os.environ, "TF_CONFIG": tf_config(addresses, index), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, env=env, stdout=log.open("w"),
                             stderr=subprocess.STDOUT)
 
@@ -179,12 +175,14 @@ def test_a_killed_worker_stops_the_other_within_a_minute_and_a_relaunch_resumes(
     assert [line for line in output.splitlines() if line.startswith("error:")] == [
         next(line for line in output.splitlines() if "another worker of the 2 is gone" in line)]
     assert "rerun the same command on every worker to resume" in output
+    assert (tmp_path / "run" / WORKERS_DIR / "1").is_dir()  # a SIGKILLed worker cannot remove its saves...
 
     resumed = launch(2, *args)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert "[worker 0] resuming" in resumed.stdout and "at epoch 2 of 2" in resumed.stdout
     assert "[worker 1] resuming" in resumed.stdout and "Epoch 1/2" not in resumed.stdout
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs"] == 2
+    assert not (tmp_path / "run" / WORKERS_DIR).exists()  # ...its restart reuses and then removes them
 
 
 def test_launch_stops_at_the_first_failing_worker_with_its_status(tmp_path):

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,9 @@ from zoo.training.loop import fit_distributed
 from zoo.training.run_directory import read_state, run_directory
 
 
+WORKERS_DIR = ".workers"  # in the run directory: the non-chief workers' own copies of what they save
+
+
 class TrainingDiverged(ZooError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -47,7 +49,8 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
 
     Under multi_worker every worker runs this with the same `workdir`: all read the run directory
     to resume from the same checkpoint, only the chief writes it, and the others write the same
-    files to a temporary directory of their own (tf.distribute wants every worker to save).
+    files to a directory of their own, `.workers/INDEX` in the run directory, removed when they finish
+    (tf.distribute wants every worker to save).
     """
     started = time.perf_counter()
     cluster = read_tf_config(os.environ.get("TF_CONFIG"))
@@ -60,11 +63,19 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
     with contextlib.ExitStack() as stack:
         out_dir = run_dir
         if not distribution.cluster.is_chief:
-            out_dir = Path(tempfile.mkdtemp(prefix=f"zoo-worker-{distribution.cluster.index}-"))
-            stack.callback(shutil.rmtree, out_dir, ignore_errors=True)
+            # One fixed directory per worker, not a fresh temporary one: a worker killed outright leaves
+            # it behind, inside the run it belongs to, and its restart reuses it instead of adding another.
+            out_dir = run_dir / WORKERS_DIR / str(distribution.cluster.index)
+            stack.callback(_remove_worker_dir, out_dir)
         stack.enter_context(locks.exclusive(out_dir))  # a second process on the same directory is refused
         stack.enter_context(stopping_if_a_worker_is_lost(distribution, run_dir))
         return _train(experiment, run_dir, out_dir, distribution, started)
+
+
+def _remove_worker_dir(out_dir: Path) -> None:
+    shutil.rmtree(out_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):  # other workers' directories may still be there
+        out_dir.parent.rmdir()
 
 
 def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: Distribution,
