@@ -153,8 +153,8 @@ def test_axis_effects_call_a_difference_noise_only_within_twice_its_standard_err
 
 
 @pytest.mark.parametrize("kernel, repeat, params, extent", [
-    (7, 1, 7 * 7 * 32 * 64, 7), (3, 3, 3 * 3 * 32 * 64 + 2 * 3 * 3 * 64 * 64, 7),   # same receptive field
-    (5, 1, 5 * 5 * 32 * 64, 5), (3, 2, 3 * 3 * 32 * 64 + 3 * 3 * 64 * 64, 5),
+    (7, 1, 7 * 7 * 32 * 32, 7), (3, 3, 3 * 3 * 3 * 32 * 32, 7),   # same receptive field, 32 -> 32 channels
+    (5, 1, 5 * 5 * 32 * 32, 5), (3, 2, 2 * 3 * 3 * 32 * 32, 5),
 ])
 def test_stacked_3x3_pairs_see_as_far_with_the_counted_parameters(kernel, repeat, params, extent):
     from zoo.experiment import load_experiment
@@ -163,7 +163,8 @@ def test_stacked_3x3_pairs_see_as_far_with_the_counted_parameters(kernel, repeat
     ablation, experiment_path = load_ablation(ROOT / "configs/ablations/stacked_3x3.yaml")
     assert [(v.values["model.layers.conv2.kernel_size"], v.values["model.layers.conv2.repeat"])
             for v in expand(ablation)] == [(7, 1), (3, 3), (5, 1), (3, 2)]
-    experiment = load_experiment(experiment_path, [f"model.layers.conv2.kernel_size={kernel}",
+    experiment = load_experiment(experiment_path, [*(f"{key}={value}" for key, value in ablation.set.items()),
+                                                   f"model.layers.conv2.kernel_size={kernel}",
                                                    f"model.layers.conv2.repeat={repeat}"])
     described = describe_layer(experiment, {"input_shape": [32, 32, 3], "num_classes": 10}, "conv2")
     assert described["layer_params"] == params and described["kernel_extent"] == extent
