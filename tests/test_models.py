@@ -140,3 +140,39 @@ def test_build_model_accepts_a_mapping_with_a_base():
     model = build_model({"base": "lenet5", "name": "lenet5_k3", "layers": {"conv1": {"kernel_size": 3}}})
     assert model.name == "lenet5_k3"
     assert model.get_layer("conv1_conv").kernel.shape == (3, 3, 1, 6)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_trains_as_the_stock_layer(precision):
+    """Same outputs, gradients and moving statistics in training; inference is the stock code itself."""
+    import tensorflow as tf
+
+    from zoo.models.layers import FusedBatchNormalization
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        stock, fused = (cls(epsilon=1e-5, momentum=0.9) for cls in (keras.layers.BatchNormalization,
+                                                                     FusedBatchNormalization))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(3.0, 2.0, (8, 5, 5, 6)), "float32")
+    weights = tf.constant(rng.normal(size=x.shape), "float32")  # a loss whose gradient is not zero
+    results = []
+    for layer in (stock, fused):
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 2.0, 6))
+        layer.beta.assign(np.linspace(-1.0, 1.0, 6))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, "float32") * weights)
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append([y, *grads, layer.moving_mean, layer.moving_variance, layer(x, training=False)])
+    tolerance = 2e-2 if precision == "mixed_bfloat16" else 1e-5
+    traced = tf.function(lambda: fused(x, training=True)).get_concrete_function().graph
+    assert "FusedBatchNormV3" in {op.type for op in traced.get_operations()}  # the fast path, not the fallback
+    assert results[1][0].dtype == results[0][0].dtype
+    for expected, got in zip(*results):
+        np.testing.assert_allclose(np.asarray(got, "float32"), np.asarray(expected, "float32"),
+                                   rtol=tolerance, atol=tolerance)

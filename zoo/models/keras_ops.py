@@ -65,7 +65,7 @@ class KerasOps:
                                               name=name), x)
 
     def batch_norm(self, x, *, name: str, epsilon: float):
-        return self._apply(keras.layers.BatchNormalization(epsilon=epsilon, synchronized=self.sync_batch_norm,
+        return self._apply(zoo_layers.FusedBatchNormalization(epsilon=epsilon, synchronized=self.sync_batch_norm,
                                                               name=name), x)
 
     def activation(self, x, *, name: str, function: str):

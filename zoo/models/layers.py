@@ -1,6 +1,6 @@
-"""The two custom Keras layers the zoo needs, where Keras has no stock layer.
+"""The custom Keras layers the zoo needs, where Keras has no stock layer (or none fast enough).
 
-Both are registered as serializable, so `.keras` files load with `import zoo` and SavedModels
+All are registered as serializable, so `.keras` files load with `import zoo` and SavedModels
 need no zoo code at all.
 """
 from __future__ import annotations
@@ -51,3 +51,33 @@ class ChannelZeroPad(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """keras.layers.BatchNormalization whose training step runs TensorFlow's fused kernel.
+
+    Keras 3 normalizes a training batch through tf.nn.moments and tf.nn.batch_normalization, a
+    dozen elementwise passes over the activations forward and backward; FusedBatchNormV3 and its
+    gradient make about three. On CPU these passes, not the convolutions, bound a small network's
+    step (benchmarks/README.md). The weights, config, moving statistics (updated with the biased
+    batch variance, as Keras does) and inference are the stock layer's; cases the kernel does not
+    cover (other axes or ranks, masks, renorm, synchronized statistics) take the stock path.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable and mask is None and self._fusable(inputs)):
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, "float32")  # statistics in float32 under mixed precision, as Keras does
+        y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=tf.cast(self.gamma, "float32"), offset=tf.cast(self.beta, "float32"),
+            mean=tf.zeros([0]), variance=tf.zeros([0]), epsilon=self.epsilon, data_format="NHWC", is_training=True)
+        count = tf.cast(tf.size(x) // tf.shape(x)[-1], "float32")
+        variance = variance * (count - 1.0) / count  # the kernel returns the unbiased variance
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return tf.cast(y, self.compute_dtype)
+
+    def _fusable(self, inputs) -> bool:
+        return (len(inputs.shape) == 4 and self.axis in (-1, 3) and self.center and self.scale
+                and not self.renorm and not self.synchronized)
