@@ -57,9 +57,9 @@ class ChannelZeroPad(keras.layers.Layer):
 class FusedBatchNormalization(keras.layers.BatchNormalization):
     """keras.layers.BatchNormalization whose training step runs TensorFlow's fused kernel.
 
-    Keras 3 normalizes a training batch through tf.nn.moments and tf.nn.batch_normalization, a
-    dozen elementwise passes over the activations forward and backward; FusedBatchNormV3 and its
-    gradient make about three. On a 2-core CPU that makes ResNet-20's training step 1.28x faster
+    Keras 3 normalizes a training batch through tf.nn.moments and tf.nn.batch_normalization, each
+    a chain of separate elementwise ops forward and backward; FusedBatchNormV3 and its gradient are
+    one kernel each. On a 2-core CPU that makes ResNet-20's training step 1.28x faster
     (benchmarks/README.md). The weights, config, moving statistics (updated with the biased
     batch variance, as Keras does) and inference are the stock layer's; cases the kernel does not
     cover (other axes or ranks, masks, renorm, synchronized statistics) take the stock path.
