@@ -36,6 +36,18 @@ SECONDS_PER_REPEAT = {"resnet20": 3.0, "lenet5": 1.5}
 TRAINER_STEPS = {"resnet20": 60, "lenet5": 400}
 
 
+def describe_machine() -> str:
+    """Cores, architecture, the CPU's name and its bfloat16 units: what a table's figures depend on."""
+    from zoo.training.compile import cpu_bfloat16_units
+
+    name = platform.processor()
+    with contextlib.suppress(OSError):
+        name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")), name)
+    units = ", ".join(sorted(cpu_bfloat16_units())) or "no bfloat16 units"
+    return f"{os.cpu_count()} CPU cores, {platform.machine()}, {name or 'unknown CPU'} ({units})"
+
+
 @dataclasses.dataclass
 class Row:
     model: str
@@ -68,11 +80,24 @@ def matmul_ceiling(repeats: int) -> list[float]:
     return samples
 
 
+WARM_STEPS = 2  # untimed at the start of every repetition: see `timed`
+
+
 def timed(run: Callable[[int], float], seconds: float) -> Callable[[], float]:
-    """A repetition of about `seconds` of `run(steps) -> seconds taken`, as images/s."""
+    """A repetition of about `seconds` of `run(steps) -> seconds taken`, as images/s.
+
+    Each repetition first runs WARM_STEPS untimed: the rows share one process and run in turn, and
+    the first steps of a model after the others have run are slower (its caches were evicted).
+    Timed without them, a 3 s window of ResNet-20 came out at 448 images/s while train.py's longer
+    windows of the same step, in the same run, reached 581.
+    """
     estimate = run(3) / 3
     steps = max(5, round(seconds / estimate))
-    return lambda: steps * BATCH_SIZE / run(steps)
+
+    def repetition() -> float:
+        run(WARM_STEPS)
+        return steps * BATCH_SIZE / run(steps)
+    return repetition
 
 
 def quietly(function: Callable[[], float]) -> Callable[[], float]:
@@ -190,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             row.samples.append(row.measure())
     flops = {model: 6 * analyze(load_model_config(model)).macs for model in models}
     results = [row.as_json(flops[row.model], statistics.median(ceiling)) for row in rows]
-    machine = f"{os.cpu_count()} CPU cores, {platform.machine()}, {platform.processor() or 'unknown CPU'}"
+    machine = describe_machine()
     print("\n" + format_table(results, ceiling, machine) + "\n\n" + "\n".join(ratios(results)))
     for line in skipped:
         print(f"skipped: {line}")

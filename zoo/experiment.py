@@ -70,7 +70,7 @@ class TrainConfig:
     label_smoothing: Fraction = 0.0
     seed: int = 0
     xla: Literal["auto", "on", "off"] | bool = "auto"  # auto: on with a GPU, off on CPU (where XLA is slower)
-    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"  # auto: bf16 on AMX CPUs
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"  # auto: bf16 on bf16 CPUs
     steps_per_epoch: PositiveInt | None = None  # cap an epoch (short runs); None: the whole split
     eval_steps: PositiveInt | None = None       # cap evaluation; None: the whole split
     eval_every: PositiveInt = 1                 # evaluate every N epochs, and always after the last one
