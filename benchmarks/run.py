@@ -87,9 +87,8 @@ def timed(run: Callable[[int], float], seconds: float) -> Callable[[], float]:
     """A repetition of about `seconds` of `run(steps) -> seconds taken`, as images/s.
 
     Each repetition first runs WARM_STEPS untimed: the rows share one process and run in turn, and
-    the first steps of a model after the others have run are slower (its caches were evicted).
-    Timed without them, a 3 s window of ResNet-20 came out at 448 images/s while train.py's longer
-    windows of the same step, in the same run, reached 581.
+    the first steps of a model after the others have run are slower. With them, ResNet-20's step
+    went from 448 to 556 images/s in two idle runs (benchmarks/README.md); why is not known.
     """
     estimate = run(3) / 3
     steps = max(5, round(seconds / estimate))
