@@ -66,7 +66,7 @@ class KerasOps:
 
     def batch_norm(self, x, *, name: str, epsilon: float):
         return self._apply(zoo_layers.FusedBatchNormalization(epsilon=epsilon, synchronized=self.sync_batch_norm,
-                                                              name=name), x)
+                                                             name=name), x)
 
     def activation(self, x, *, name: str, function: str):
         return self._apply(keras.layers.Activation(function, name=name), x)
