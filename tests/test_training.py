@@ -269,8 +269,3 @@ def test_precision_and_xla_auto_are_resolved_and_recorded_with_reasons(tmp_path,
         keras.mixed_precision.set_global_policy("float32")
     assert summary["precision"] == ("mixed_bfloat16" if cpu_bfloat16_units() else "float32")
     assert summary["precision_reason"].startswith("auto: ") and summary["xla_reason"].startswith("auto: ")
-
-
-def test_benchmark_refuses_an_unknown_model_in_one_line():
-    assert_one_line_error(run("benchmarks/run.py", "--models", "resnet20,lenet7"), "unknown benchmark model 'lenet7'",
-                          "did you mean 'lenet5'")

@@ -1,0 +1,40 @@
+"""`make bench`'s runner: each row times what its label says, and a bad argument is one line."""
+import importlib
+import sys
+
+from helpers import ROOT, assert_one_line_error, run
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+bench = importlib.import_module("run")  # benchmarks/run.py
+zoo_rows = importlib.import_module("zoo_rows")
+
+
+def test_benchmark_refuses_an_unknown_model_in_one_line():
+    assert_one_line_error(run("benchmarks/run.py", "--models", "resnet20,lenet7"), "unknown benchmark model 'lenet7'",
+                          "did you mean 'lenet5'")
+
+
+class FakeRow:
+    """Stands in for zoo_rows' rows: no model is built; the trainer answers with its precision."""
+
+    def __init__(self, model_name, batch_size, precision="float32", **settings):
+        self.precision = settings.get("precision", precision)
+
+    def run(self, steps):
+        return steps / 1000
+
+    def images_per_sec(self, steps):
+        return {"float32": 1.0, "mixed_bfloat16": 2.0}[self.precision]
+
+
+def test_each_trainer_row_times_its_own_precision(monkeypatch):
+    # Until 2026-12-02 a late-bound lambda made both trainer rows time the mixed_bfloat16 trainer.
+    for name in ("InMemoryStep", "Pipeline", "Trainer"):
+        monkeypatch.setattr(zoo_rows, name, FakeRow)
+    monkeypatch.setitem(sys.modules, "reference_torch", None)  # `import reference_torch` fails: rows skipped
+    monkeypatch.setattr(importlib.import_module("reference_keras"), "MODELS", {"lenet5": lambda: None})
+    monkeypatch.setenv("TFDS_DATA_DIR", "/prepared")
+    skipped = []
+    rows = [row for row in bench.build_rows("lenet5", skipped) if row.path.startswith("zoo trainer")]
+    assert [(row.precision, row.measure()) for row in rows] == [("float32", 1.0), ("mixed_bfloat16", 2.0)]
+    assert skipped == ["lenet5: PyTorch rows (torch is not installed: pip install -e '.[bench]')"]
