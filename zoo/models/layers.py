@@ -68,7 +68,10 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable and mask is None and self._fusable(inputs)):
             return super().call(inputs, training=training, mask=mask)
-        x = tf.cast(inputs, "float32")  # statistics in float32 under mixed precision, as Keras does
+        # The kernel takes bfloat16 inputs with float32 statistics, as Keras computes them. Casting
+        # them to float32 and back instead made ResNet-20's mixed_bfloat16 step 1.19-1.25x slower
+        # (benchmarks/README.md). Other dtypes (float16) keep the cast: not measured.
+        x = inputs if inputs.dtype in (tf.float32, tf.bfloat16) else tf.cast(inputs, "float32")
         y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
             x=x, scale=tf.cast(self.gamma, "float32"), offset=tf.cast(self.beta, "float32"),
             mean=tf.zeros([0]), variance=tf.zeros([0]), epsilon=self.epsilon, data_format="NHWC", is_training=True)
