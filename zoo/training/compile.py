@@ -43,10 +43,11 @@ def resolve_precision(setting: str) -> tuple[str, str]:
     """train.precision -> (Keras dtype policy, why). `auto` takes bfloat16 where the CPU computes it natively.
 
     Measured here (benchmarks/README.md), on a CPU with AVX512_BF16 and no AMX: mixed_bfloat16's
-    training step is 1.33-1.35x as fast as float32's for ResNet-20 and 1.09-1.32x for LeNet-5, and
-    the accuracy holds (ResNet-20 91.52% in the hour-long run, level with float32's training
-    accuracy by epoch 10; LeNet-5 99.10% mean over 3 seeds against 99.18%). AMX multiplies bf16 matrices in
-    hardware (not measured here). Without either, auto keeps float32.
+    training step is 1.33-1.50x as fast as float32's for ResNet-20 (1.50 since batch norm takes
+    bfloat16 directly) and 1.09-1.32x for LeNet-5, and the accuracy holds (ResNet-20 91.52% in the
+    hour-long run, level with float32's training accuracy by epoch 10; LeNet-5 99.10% mean over 3
+    seeds against 99.18%). AMX multiplies bf16 matrices in hardware (not measured here). Without
+    either, auto keeps float32.
     """
     if setting != "auto":
         return setting, setting
@@ -56,7 +57,7 @@ def resolve_precision(setting: str) -> tuple[str, str]:
     if "amx_bf16" in units:
         return "mixed_bfloat16", "auto: the CPU has AMX, which multiplies bfloat16 matrices in hardware"
     if units:
-        return "mixed_bfloat16", ("auto: the CPU has AVX512_BF16; mixed_bfloat16 trained 1.09-1.35x as fast as "
+        return "mixed_bfloat16", ("auto: the CPU has AVX512_BF16; mixed_bfloat16 trained 1.09-1.50x as fast as "
                                   "float32 on one (benchmarks/README.md)")
     return "float32", "auto: the CPU has no bfloat16 hardware"
 
