@@ -89,7 +89,7 @@ def timed(run: Callable[[int], float], seconds: float) -> Callable[[], float]:
 
     Each repetition first runs WARM_STEPS untimed: the rows share one process and run in turn, and
     the first steps of a model after the others have run are slower. With them, ResNet-20's step
-    went from 448 to 556 images/s in two idle runs (benchmarks/README.md); why is not known.
+    went from 448 to 556 images/s in two idle runs of 2026-12-02; why is not known.
     """
     estimate = run(3) / 3
     steps = max(5, round(seconds / estimate))

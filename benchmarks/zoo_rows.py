@@ -6,7 +6,6 @@ interleave repetitions of all rows.
 """
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -81,8 +80,7 @@ class InMemoryStep:
         try:
             if model is None:
                 model = per_block_xla_model(model_name) if xla == "per_block" else build_model(model_name)
-            compile_model(model, dataclasses.replace(config, batch_size=batch_size), steps_per_epoch=100,
-                          xla=xla == "whole")
+            compile_model(model, config, steps_per_epoch=100, xla=xla == "whole")
         finally:
             keras.mixed_precision.set_global_policy("float32")
         model.make_train_function()

@@ -18,7 +18,7 @@ class FakeRow:
     """Stands in for zoo_rows' rows: no model is built; the trainer answers with its precision."""
 
     def __init__(self, model_name, batch_size, precision="float32", **settings):
-        self.precision = settings.get("precision", precision)
+        self.precision = precision
 
     def run(self, steps):
         return steps / 1000

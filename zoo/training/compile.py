@@ -27,7 +27,7 @@ def resolve_xla(setting: str, distribute: str = "none") -> tuple[bool, str]:
         return setting == "on", setting
     if tf.config.list_physical_devices("GPU"):
         return True, "auto: GPU found (XLA is the usual win there; not measured on this project's machines yet)"
-    return False, "auto: no GPU, and XLA measured slower on CPU (0.40-0.60x, benchmarks/README.md)"
+    return False, "auto: no GPU, and XLA measured slower on CPU (0.38-0.60x, benchmarks/README.md)"
 
 
 def cpu_bfloat16_units() -> set[str]:
@@ -43,10 +43,10 @@ def resolve_precision(setting: str) -> tuple[str, str]:
     """train.precision -> (Keras dtype policy, why). `auto` takes bfloat16 where the CPU computes it natively.
 
     Measured here (benchmarks/README.md), on a CPU with AVX512_BF16 and no AMX: mixed_bfloat16's
-    training step is 1.33-1.50x as fast as float32's for ResNet-20 (1.50 since batch norm takes
-    bfloat16 directly) and 1.09-1.32x for LeNet-5, and the accuracy holds (ResNet-20 91.52% in the
-    hour-long run, level with float32's training accuracy by epoch 10; LeNet-5 99.10% mean over 3
-    seeds against 99.18%). AMX multiplies bf16 matrices in hardware (not measured here). Without
+    training step is 1.31-1.50x as fast as float32's for ResNet-20 (since batch norm takes bfloat16
+    directly; 1.33-1.35x before) and 1.09-1.32x for LeNet-5, and the accuracy holds (ResNet-20
+    91.52% in the hour-long run, level with float32's training accuracy by epoch 10; LeNet-5 99.10%
+    mean over 3 seeds against 99.18%). AMX multiplies bf16 matrices in hardware (not measured here). Without
     either, auto keeps float32.
     """
     if setting != "auto":
