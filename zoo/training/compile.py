@@ -46,8 +46,8 @@ def resolve_precision(setting: str) -> tuple[str, str]:
     training step is 1.31-1.50x as fast as float32's for ResNet-20 (since batch norm takes bfloat16
     directly; 1.33-1.35x before) and 1.09-1.32x for LeNet-5, and the accuracy holds (ResNet-20
     91.52% in the hour-long run, level with float32's training accuracy by epoch 10; LeNet-5 99.10%
-    mean over 3 seeds against 99.18%). AMX multiplies bf16 matrices in hardware (not measured here). Without
-    either, auto keeps float32.
+    mean over 3 seeds against 99.18%). AMX multiplies bf16 matrices in hardware (not measured
+    here). Without either, auto keeps float32.
     """
     if setting != "auto":
         return setting, setting
