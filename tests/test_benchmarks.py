@@ -38,3 +38,14 @@ def test_each_trainer_row_times_its_own_precision(monkeypatch):
     rows = [row for row in bench.build_rows("lenet5", skipped) if row.path.startswith("zoo trainer")]
     assert [(row.precision, row.measure()) for row in rows] == [("float32", 1.0), ("mixed_bfloat16", 2.0)]
     assert skipped == ["lenet5: PyTorch rows (torch is not installed: pip install -e '.[bench]')"]
+
+
+def test_profile_step_sums_the_step_by_op_type():
+    result = run("benchmarks/profile_step.py", "lenet5", "--steps", "3", "--top", "3")
+    assert result.returncode == 0, result.stderr
+    assert "convolutions" in result.stdout and "Conv2D" in result.stdout, result.stdout
+
+
+def test_profile_step_refuses_an_unknown_model_in_one_line():
+    assert_one_line_error(run("benchmarks/profile_step.py", "lenet7"), "unknown benchmark model 'lenet7'",
+                          "did you mean 'lenet5'")
