@@ -14,6 +14,7 @@ import collections
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,12 +23,14 @@ from run import MODELS  # noqa: E402  (benchmarks/run.py: the models make bench 
 from zoo.common.errors import ZooError, exits_cleanly, unknown  # noqa: E402
 from zoo.common.quiet import import_tensorflow_quietly  # noqa: E402
 
+if TYPE_CHECKING:
+    from zoo_rows import InMemoryStep
+
 NOT_OPS = {"Process", "ExecutorDoneCallback"}  # the executor's own events, which contain the ops'
 
 
-def op_thread_time(step, steps: int) -> tuple[collections.Counter, float]:
-    """Milliseconds of compute-thread time per step by op type for a zoo_rows.InMemoryStep, and the
-    step's wall time in ms."""
+def op_thread_time(step: InMemoryStep, steps: int) -> tuple[collections.Counter, float]:
+    """Milliseconds of compute-thread time per step by op type, and the step's wall time in ms."""
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
