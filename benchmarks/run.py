@@ -18,7 +18,6 @@ import functools
 import io
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -38,15 +37,11 @@ TRAINER_STEPS = {"resnet20": 120, "lenet5": 400}  # 60 ResNet-20 steps (11 s) ga
 
 
 def describe_machine() -> str:
-    """Cores, architecture, the CPU's name and its bfloat16 units: what a table's figures depend on."""
-    from zoo.training.compile import cpu_bfloat16_units
+    """Cores, the CPU's name and vector extensions, and whether oneDNN is on: what the figures depend on."""
+    from zoo.common.cpu import onednn_setting, this_cpu
 
-    name = platform.processor()
-    with contextlib.suppress(OSError):
-        name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name")), name)
-    units = ", ".join(sorted(cpu_bfloat16_units())) or "no bfloat16 units"
-    return f"{os.cpu_count()} CPU cores, {platform.machine()}, {name or 'unknown CPU'} ({units})"
+    onednn, reason = onednn_setting()
+    return f"{os.cpu_count()} CPU cores, {this_cpu().describe()}, oneDNN {'on' if onednn else 'off'} ({reason})"
 
 
 @dataclasses.dataclass

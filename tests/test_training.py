@@ -259,7 +259,7 @@ def test_xla_and_mixed_precision_runs_are_recorded(setting, tmp_path, patterns_d
 
 
 def test_precision_and_xla_auto_are_resolved_and_recorded_with_reasons(tmp_path, patterns_dir):
-    from zoo.training.compile import cpu_bfloat16_units
+    from zoo.common.cpu import this_cpu
 
     experiment = load_experiment(ROOT / "configs/experiments/default.yaml",
                                  [*SHORT, "train.epochs=1", "train.precision=auto", f"data.data_dir={patterns_dir}"])
@@ -267,5 +267,5 @@ def test_precision_and_xla_auto_are_resolved_and_recorded_with_reasons(tmp_path,
         summary = train(experiment, tmp_path)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    assert summary["precision"] == ("mixed_bfloat16" if cpu_bfloat16_units() else "float32")
+    assert summary["precision"] == ("mixed_bfloat16" if this_cpu().bfloat16_units else "float32")
     assert summary["precision_reason"].startswith("auto: ") and summary["xla_reason"].startswith("auto: ")

@@ -1,8 +1,14 @@
 """zoo: the classic convolutional networks as YAML configs, built from one block library with Keras 3.
 
-TensorFlow is imported only when a model is built, so inspecting configs stays fast.
+TensorFlow is imported only when a model is built, so inspecting configs stays fast. Importing
+the package first turns TensorFlow's oneDNN kernels on where they win and TensorFlow leaves them
+off (zoo.common.cpu), so every entry point and the Python API train at the same speed.
 """
-from zoo.models.builder import build_model
-from zoo.models.config import load_model_config
+from zoo.common.cpu import configure_onednn
+
+configure_onednn()
+
+from zoo.models.builder import build_model  # noqa: E402
+from zoo.models.config import load_model_config  # noqa: E402
 
 __all__ = ["build_model", "load_model_config"]

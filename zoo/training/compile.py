@@ -5,12 +5,10 @@ each comes back with the reason, which the run prints and records in summary.jso
 """
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import keras
 import tensorflow as tf
 
+from zoo.common.cpu import this_cpu
 from zoo.experiment import OptimizerConfig, TrainConfig
 from zoo.training.schedules import WarmupSchedule
 
@@ -30,15 +28,6 @@ def resolve_xla(setting: str, distribute: str = "none") -> tuple[bool, str]:
     return False, "auto: no GPU, and XLA measured slower on CPU (0.38-0.60x, benchmarks/README.md)"
 
 
-def cpu_bfloat16_units() -> set[str]:
-    """The CPU's bfloat16 hardware per /proc/cpuinfo: a subset of {"avx512_bf16", "amx_bf16"}."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    return set(re.findall(r"\b(avx512_bf16|amx_bf16)\b", flags))
-
-
 def resolve_precision(setting: str) -> tuple[str, str]:
     """train.precision -> (Keras dtype policy, why). `auto` takes bfloat16 where the CPU computes it natively.
 
@@ -53,7 +42,7 @@ def resolve_precision(setting: str) -> tuple[str, str]:
         return setting, setting
     if tf.config.list_physical_devices("GPU"):
         return "float32", "auto: GPU found; mixed precision on GPUs is not measured here yet"
-    units = cpu_bfloat16_units()
+    units = this_cpu().bfloat16_units
     if "amx_bf16" in units:
         return "mixed_bfloat16", "auto: the CPU has AMX, which multiplies bfloat16 matrices in hardware"
     if units:

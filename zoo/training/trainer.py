@@ -20,7 +20,8 @@ from typing import Any
 import keras
 import yaml
 
-from zoo.common import files, locks
+from zoo.common import files, locks, provenance
+from zoo.common.cpu import onednn_setting
 from zoo.common.errors import ZooError
 from zoo.data.pipeline import Data, load_data
 from zoo.deploy.formats import check_installed
@@ -91,6 +92,7 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     precision, precision_reason = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(precision)
     xla, xla_reason = resolve_xla(config.xla, distribution.name)
+    onednn, onednn_reason = onednn_setting()
     model_config = experiment.model_config()
     data = load_data(experiment.data, model_input_size=model_config.input_shape[:2], batch_size=config.batch_size,
                      seed=config.seed, steps_per_epoch=config.steps_per_epoch, eval_steps=config.eval_steps)
@@ -119,7 +121,8 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
           f"{data.name} {data.preprocessing.image_size[0]}x{data.preprocessing.image_size[1]}x"
           f"{data.preprocessing.channels}, {data.num_classes} classes; {data.train_examples:,} training images, "
           f"{data.steps_per_epoch} steps of {config.batch_size} per epoch; xla: {'on' if xla else 'off'} "
-          f"({xla_reason}); precision: {precision} ({precision_reason})")
+          f"({xla_reason}); precision: {precision} ({precision_reason}); oneDNN: {'on' if onednn else 'off'} "
+          f"({onednn_reason})")
     print(distribution.describe())
 
     guard, throughput = DivergenceGuard(), Throughput(config.batch_size)
@@ -144,7 +147,7 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
                                f"{kept} in {run_dir} (try a lower train.optimizer.learning_rate)")
 
     settings = {"xla": xla, "xla_reason": xla_reason, "precision": precision, "precision_reason": precision_reason,
-                "distribute": distribution.record()}
+                "onednn": onednn, "onednn_reason": onednn_reason, "distribute": distribution.record()}
     return finish(out_dir, experiment, model, data, state, analysis, settings, time.perf_counter() - started,
                   report=distribution.cluster.is_chief)
 
@@ -173,6 +176,8 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
         "wall_seconds": round(wall_seconds, 1),
         "metrics": {key: last.get(key) for key in
                     ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_top5")},
+        "command": provenance.command_line(),
+        "commit": provenance.source_commit(),
         "run_dir": str(run_dir),
         "export_dir": str(export_dir) if export_dir else None,
         "artifacts": {name: str(path) for name, path in artifacts.items()},

@@ -1,0 +1,30 @@
+"""Where a result came from: the command that made it and the commit of the zoo's source it ran.
+
+Recorded in every run's summary.json, so a preset's model card can name what trained its weights.
+"""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+SOURCE_DIR = Path(__file__).resolve().parents[2]  # the checkout holding the zoo package
+
+
+def command_line() -> str:
+    """The command as typed, give or take quoting: `train.py configs/x.yaml --set ...`."""
+    return shlex.join([Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]])
+
+
+def source_commit() -> str | None:
+    """The git commit of the zoo's checkout, suffixed `-dirty` when tracked files differ from it;
+    None for an installed package or a machine without git."""
+    try:
+        head = subprocess.run(["git", "-C", str(SOURCE_DIR), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(SOURCE_DIR), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}-dirty" if changed else head
