@@ -269,3 +269,33 @@ def test_precision_and_xla_auto_are_resolved_and_recorded_with_reasons(tmp_path,
         keras.mixed_precision.set_global_policy("float32")
     assert summary["precision"] == ("mixed_bfloat16" if this_cpu().bfloat16_units else "float32")
     assert summary["precision_reason"].startswith("auto: ") and summary["xla_reason"].startswith("auto: ")
+
+
+def test_steps_per_execution_changes_the_speed_not_the_result(tmp_path):
+    """A fresh data_dir (prepared during the first run) and a second run in the same process start
+    from the same weights as any other run of the seed; 6 steps per call train to the same weights."""
+    summaries, weights = {}, {}
+    for run_name, setting in (("first", "1"), ("again", "1"), ("auto", "auto")):
+        experiment = load_experiment(ROOT / "configs/experiments/default.yaml",
+                                     [*SHORT, f"train.steps_per_execution={setting}", f"data.data_dir={tmp_path}/tfds",
+                                      "export.saved_model=false"])
+        keras.backend.clear_session()  # Keras's global seed generator starts afresh, as in a new process
+        summaries[run_name] = train(experiment, tmp_path / run_name)
+        weights[run_name] = keras.saving.load_model(tmp_path / run_name / "model.keras").get_weights()
+    assert summaries["first"]["steps_per_execution"] == 1
+    assert summaries["auto"]["steps_per_execution"] == 6  # SHORT's 6 steps an epoch: all in one call
+    assert summaries["auto"]["steps_per_execution_reason"].startswith("auto: ")
+    assert summaries["auto"]["train_images_per_sec"] > 0  # counted from the batch indices, 6 steps per callback
+    for other in ("again", "auto"):
+        for a, b in zip(weights["first"], weights[other]):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    assert summaries["auto"]["command"] and "commit" in summaries["auto"]
+    assert isinstance(summaries["auto"]["onednn"], bool) and summaries["auto"]["onednn_reason"]
+
+
+def test_steps_per_execution_must_divide_the_epoch_and_nothing_is_written(tmp_path, patterns_dir):
+    result = run("train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),
+                 *[f"--set={s}" for s in SHORT], "--set", "train.steps_per_execution=4",
+                 "--set", f"data.data_dir={patterns_dir}")
+    assert_one_line_error(result, "train.steps_per_execution: expected a divisor of the epoch's 6 steps")
+    assert not (tmp_path / "run" / "config.yaml").exists()

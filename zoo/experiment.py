@@ -73,6 +73,8 @@ class TrainConfig:
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"  # auto: bf16 on bf16 CPUs
     steps_per_epoch: PositiveInt | None = None  # cap an epoch (short runs); None: the whole split
     eval_steps: PositiveInt | None = None       # cap evaluation; None: the whole split
+    steps_per_execution: Literal["auto"] | PositiveInt = "auto"  # steps per call into TensorFlow (a divisor of
+                                                # the epoch's steps); auto: zoo.training.compile
     eval_every: PositiveInt = 1                 # evaluate every N epochs, and always after the last one
     keep_checkpoints: PositiveInt = 2           # the last epochs' checkpoints kept, to resume if one is damaged
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"  # zoo.training.distribute

@@ -32,23 +32,35 @@ class DivergenceGuard(keras.callbacks.Callback):
 
 
 class Throughput(keras.callbacks.Callback):
-    """Training images per second, excluding the first batch (tracing) and evaluation."""
+    """Training images per second, excluding the first call (tracing), evaluation and checkpoints.
+
+    The clock runs from an epoch's first call into the step to its last; in between it counts
+    everything, callbacks and Keras's loop included. With steps_per_execution N, Keras calls the
+    batch hooks once per N steps, with the first and the last step's index, so images are counted
+    from the indices.
+    """
 
     def __init__(self, batch_size: int) -> None:
         super().__init__()
         self.batch_size, self.images, self.seconds = batch_size, 0, 0.0
         self._since: float | None = None
+        self._last_batch, self._traced = -1, False
         self.epoch_started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.perf_counter()
+        self._since = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._since is None and self._traced:
+            self._since, self._last_batch = time.perf_counter(), batch - 1
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
         if self._since is not None:
-            self.images += self.batch_size
+            self.images += (batch - self._last_batch) * self.batch_size
             self.seconds += now - self._since
-        self._since = now
+        self._since, self._last_batch, self._traced = now, batch, True
 
     def on_test_begin(self, logs=None):
         self._since = None  # evaluation time is not training time; the next batch restarts the clock

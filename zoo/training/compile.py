@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from zoo.common.cpu import this_cpu
+from zoo.common.errors import ConfigError
 from zoo.experiment import OptimizerConfig, TrainConfig
 from zoo.training.schedules import WarmupSchedule
 
@@ -51,6 +52,32 @@ def resolve_precision(setting: str) -> tuple[str, str]:
     return "float32", "auto: the CPU has no bfloat16 hardware"
 
 
+AUTO_STEPS_PER_EXECUTION = 16  # the most steps auto runs per call; see resolve_steps_per_execution
+
+
+def resolve_steps_per_execution(setting: str | int, steps_per_epoch: int, distribute: str = "none") -> tuple[int, str]:
+    """train.steps_per_execution -> (training steps per call into TensorFlow, why).
+
+    Each call from Keras's loop into the compiled step costs a fixed overhead in Python and in
+    TensorFlow's function dispatch, which for a small model like LeNet-5 is a large share of its
+    step; running several steps per call (in a tf.while_loop) pays it once for all of them. The
+    callbacks then see every N-th batch. N divides the epoch's steps: Keras would otherwise run the
+    last call past the epoch's end, and the schedule and a resumed run's batches would shift.
+    """
+    if distribute == "multi_worker":
+        return 1, "1 under multi_worker (the zoo's own strategy.run loop takes one step per call)"
+    divisors = [n for n in range(1, steps_per_epoch + 1) if steps_per_epoch % n == 0]
+    if setting == "auto":
+        steps = max(n for n in divisors if n <= AUTO_STEPS_PER_EXECUTION)
+        return steps, (f"auto: the largest divisor of the epoch's {steps_per_epoch} steps up to "
+                       f"{AUTO_STEPS_PER_EXECUTION}")
+    if steps_per_epoch % setting:
+        raise ConfigError(f"expected a divisor of the epoch's {steps_per_epoch} steps (one of "
+                          f"{', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''}), "
+                          f"received {setting}", key="train.steps_per_execution")
+    return setting, str(setting)
+
+
 def make_optimizer(config: OptimizerConfig, schedule: WarmupSchedule) -> keras.optimizers.Optimizer:
     weight_decay = config.weight_decay or None
     if config.name == "sgd":
@@ -73,11 +100,13 @@ def make_loss(config: TrainConfig, reduction: str | None = "sum_over_batch_size"
     return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing, reduction=reduction)
 
 
-def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int, xla: bool) -> None:
+def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int, xla: bool,
+                  steps_per_execution: int = 1) -> None:
     model.compile(
         optimizer=make_optimizer(config.optimizer, make_schedule(config, steps_per_epoch)),
         loss=make_loss(config),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                  keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")],
         jit_compile=xla,
+        steps_per_execution=steps_per_execution,
     )

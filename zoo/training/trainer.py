@@ -30,7 +30,8 @@ from zoo.models.analysis import analyze
 from zoo.models.builder import build_model
 from zoo.training.callbacks import Checkpointer, DivergenceGuard, Throughput
 from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
-from zoo.training.compile import compile_model, make_loss, resolve_precision, resolve_xla
+from zoo.training.compile import (compile_model, make_loss, resolve_precision, resolve_steps_per_execution,
+                                  resolve_xla)
 from zoo.training.distribute import Distribution, read_tf_config, resolve_distribution, stopping_if_a_worker_is_lost
 from zoo.training.loop import fit_distributed
 from zoo.training.run_directory import read_state, run_directory
@@ -85,10 +86,8 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     if (run_dir / "summary.json").exists() and state["epoch"] >= experiment.train.epochs:
         print(f"{run_dir}: already finished ({state['epoch']} epochs); nothing to do")
         return json.loads((run_dir / "summary.json").read_text())
-    files.write_atomic(out_dir / "config.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
 
     config = experiment.train
-    keras.utils.set_random_seed(config.seed)
     precision, precision_reason = resolve_precision(config.precision)
     keras.mixed_precision.set_global_policy(precision)
     xla, xla_reason = resolve_xla(config.xla, distribution.name)
@@ -96,9 +95,15 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     model_config = experiment.model_config()
     data = load_data(experiment.data, model_input_size=model_config.input_shape[:2], batch_size=config.batch_size,
                      seed=config.seed, steps_per_epoch=config.steps_per_epoch, eval_steps=config.eval_steps)
+    # Seeded after the data is loaded: preparing a dataset on first use draws from TensorFlow's global
+    # random state, and the first run on a fresh data_dir used to start from other weights than the rest.
+    keras.utils.set_random_seed(config.seed)
     model_config = model_config.with_overrides((*data.preprocessing.image_size, data.preprocessing.channels),
                                                data.num_classes)
     analysis = analyze(model_config)
+    steps_per_execution, steps_reason = resolve_steps_per_execution(config.steps_per_execution, data.steps_per_epoch,
+                                                                    distribution.name)
+    files.write_atomic(out_dir / "config.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
 
     scope = distribution.strategy.scope()  # variables and the optimizer are created per replica under it
     if state["epoch"] or saved_checkpoints(run_dir):
@@ -116,12 +121,13 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     else:
         with scope:
             model = build_model(model_config, sync_batch_norm=config.sync_batch_norm)
-            compile_model(model, config, data.steps_per_epoch, xla)
+            compile_model(model, config, data.steps_per_epoch, xla, steps_per_execution)
+    model.steps_per_execution = steps_per_execution  # a checkpoint restores the value it was saved with
     print(f"{experiment.name}: {model_config.name} ({analysis.params:,} parameters, {analysis.macs:,} MACs) on "
           f"{data.name} {data.preprocessing.image_size[0]}x{data.preprocessing.image_size[1]}x"
           f"{data.preprocessing.channels}, {data.num_classes} classes; {data.train_examples:,} training images, "
-          f"{data.steps_per_epoch} steps of {config.batch_size} per epoch; xla: {'on' if xla else 'off'} "
-          f"({xla_reason}); precision: {precision} ({precision_reason}); oneDNN: {'on' if onednn else 'off'} "
+          f"{data.steps_per_epoch} steps of {config.batch_size} per epoch, {steps_per_execution} per call; "
+          f"xla: {'on' if xla else 'off'} ({xla_reason}); precision: {precision} ({precision_reason}); oneDNN: {'on' if onednn else 'off'} "
           f"({onednn_reason})")
     print(distribution.describe())
 
@@ -147,7 +153,8 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
                                f"{kept} in {run_dir} (try a lower train.optimizer.learning_rate)")
 
     settings = {"xla": xla, "xla_reason": xla_reason, "precision": precision, "precision_reason": precision_reason,
-                "onednn": onednn, "onednn_reason": onednn_reason, "distribute": distribution.record()}
+                "onednn": onednn, "onednn_reason": onednn_reason, "steps_per_execution": steps_per_execution,
+                "steps_per_execution_reason": steps_reason, "distribute": distribution.record()}
     return finish(out_dir, experiment, model, data, state, analysis, settings, time.perf_counter() - started,
                   report=distribution.cluster.is_chief)
 
