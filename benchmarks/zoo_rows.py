@@ -19,7 +19,7 @@ from zoo.experiment import load_experiment
 from zoo.models.builder import build_model, trace
 from zoo.models.config import load_model_config
 from zoo.models.keras_ops import KerasOps
-from zoo.training.compile import compile_model
+from zoo.training.compile import compile_model, make_loss, make_optimizer, make_schedule, training_metrics
 from zoo.training.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,26 +74,38 @@ class InMemoryStep:
     """
 
     def __init__(self, model_name: str, batch_size: int, *, xla: str = "off", precision: str = "float32",
-                 model: keras.Model | None = None):
+                 model: keras.Model | None = None, steps_per_execution: int = 1, metrics: bool = True,
+                 optimizer: str = "experiment"):
+        """`metrics=False` compiles without accuracy metrics and `optimizer="plain"` with plain SGD (no
+        schedule, no weight decay): the per-step costs benchmarks/step_overhead.py takes apart."""
         config = load_experiment(experiment_path(model_name)).train
         keras.mixed_precision.set_global_policy(precision)
         try:
             if model is None:
                 model = per_block_xla_model(model_name) if xla == "per_block" else build_model(model_name)
-            compile_model(model, config, steps_per_epoch=100, xla=xla == "whole")
+            if metrics and optimizer == "experiment":
+                compile_model(model, config, steps_per_epoch=100, xla=xla == "whole",
+                              steps_per_execution=steps_per_execution)
+            else:
+                model.compile(optimizer=keras.optimizers.SGD(0.01) if optimizer == "plain" else
+                              make_optimizer(config.optimizer, make_schedule(config, 100)),
+                              loss=make_loss(config), metrics=training_metrics() if metrics else None,
+                              jit_compile=xla == "whole", steps_per_execution=steps_per_execution)
         finally:
             keras.mixed_precision.set_global_policy("float32")
         model.make_train_function()
-        self.model = model
+        self.model, self.steps_per_execution = model, steps_per_execution
         self.batches = iter(tf.data.Dataset.from_tensors(synthetic_batch(model, batch_size)).repeat())
         self.run(3)  # tracing and compilation
 
     def run(self, steps: int) -> float:
+        """Seconds for `steps` steps (with N steps per call: the nearest whole number of calls, scaled)."""
+        calls = max(1, round(steps / self.steps_per_execution))
         started = time.perf_counter()
-        for _ in range(steps):
+        for _ in range(calls):
             logs = self.model.train_function(self.batches)
         float(logs["loss"])  # the last step has finished
-        return time.perf_counter() - started
+        return (time.perf_counter() - started) * steps / (calls * self.steps_per_execution)
 
 
 class Pipeline:
@@ -117,16 +129,18 @@ class Trainer:
     """train.py's trainer end to end on the real dataset: its own images/s over one short epoch.
 
     Each repetition is a fresh run (data loading, model build and tracing excluded from its clock).
+    `overrides` are more `--set` values, such as train.steps_per_execution=1.
     """
 
-    def __init__(self, model_name: str, batch_size: int, precision: str = "float32"):
+    def __init__(self, model_name: str, batch_size: int, precision: str = "float32", overrides: tuple[str, ...] = ()):
         self.model_name, self.batch_size, self.precision = model_name, batch_size, precision
+        self.overrides = list(overrides)
 
     def images_per_sec(self, steps: int) -> float:
         path = experiment_path(self.model_name)
         overrides = [f"train.batch_size={self.batch_size}", "train.epochs=1", f"train.steps_per_epoch={steps}",
                      "train.eval_steps=1", f"train.precision={self.precision}", "export.saved_model=false",
-                     "export.keras=false"]
+                     "export.keras=false", *self.overrides]
         with tempfile.TemporaryDirectory() as workdir:
             try:
                 summary = train(load_experiment(path, overrides), Path(workdir) / "run")

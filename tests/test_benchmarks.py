@@ -4,6 +4,9 @@ import sys
 
 from helpers import ROOT, assert_one_line_error, run
 
+import zoo.common.cpu
+from zoo.common.cpu import Cpu
+
 sys.path.insert(0, str(ROOT / "benchmarks"))
 bench = importlib.import_module("run")  # benchmarks/run.py
 zoo_rows = importlib.import_module("zoo_rows")
@@ -27,17 +30,34 @@ class FakeRow:
         return {"float32": 1.0, "mixed_bfloat16": 2.0}[self.precision]
 
 
-def test_each_trainer_row_times_its_own_precision(monkeypatch):
-    # Until 2026-12-02 a late-bound lambda made both trainer rows time the mixed_bfloat16 trainer.
+ZEN4 = Cpu("AMD EPYC 9R14", "x86_64", frozenset({"avx2", "fma", "avx512f", "avx512_bf16"}))
+ZEN3 = Cpu("AMD EPYC 7B13", "x86_64", frozenset({"avx2", "fma"}))
+
+
+def fake_rows(monkeypatch, cpu: Cpu) -> tuple[list, list[str]]:
+    """build_rows('lenet5') on `cpu`, with no model built and no PyTorch."""
     for name in ("InMemoryStep", "Pipeline", "Trainer"):
         monkeypatch.setattr(zoo_rows, name, FakeRow)
     monkeypatch.setitem(sys.modules, "reference_torch", None)  # `import reference_torch` fails: rows skipped
     monkeypatch.setattr(importlib.import_module("reference_keras"), "MODELS", {"lenet5": lambda: None})
+    monkeypatch.setattr(zoo.common.cpu, "this_cpu", lambda: cpu)
     monkeypatch.setenv("TFDS_DATA_DIR", "/prepared")
     skipped = []
-    rows = [row for row in bench.build_rows("lenet5", skipped) if row.path.startswith("zoo trainer")]
+    return bench.build_rows("lenet5", skipped), skipped
+
+
+def test_each_trainer_row_times_its_own_precision(monkeypatch):
+    # Until 2026-12-02 a late-bound lambda made both trainer rows time the mixed_bfloat16 trainer.
+    rows, skipped = fake_rows(monkeypatch, ZEN4)
+    rows = [row for row in rows if row.path.startswith("zoo trainer")]
     assert [(row.precision, row.measure()) for row in rows] == [("float32", 1.0), ("mixed_bfloat16", 2.0)]
     assert skipped == ["lenet5: PyTorch rows (torch is not installed: pip install -e '.[bench]')"]
+
+
+def test_bfloat16_rows_are_left_out_with_a_message_on_a_cpu_without_bfloat16_units(monkeypatch):
+    rows, skipped = fake_rows(monkeypatch, ZEN3)
+    assert rows and all(row.precision == "float32" or row.precision == "-" for row in rows)
+    assert any("no bfloat16 units" in line for line in skipped)
 
 
 def test_profile_step_sums_the_step_by_op_type():

@@ -100,13 +100,16 @@ def make_loss(config: TrainConfig, reduction: str | None = "sum_over_batch_size"
     return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing, reduction=reduction)
 
 
+def training_metrics() -> list[keras.metrics.Metric]:
+    return [keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")]
+
+
 def compile_model(model: keras.Model, config: TrainConfig, steps_per_epoch: int, xla: bool,
                   steps_per_execution: int = 1) -> None:
     model.compile(
         optimizer=make_optimizer(config.optimizer, make_schedule(config, steps_per_epoch)),
         loss=make_loss(config),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                 keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")],
+        metrics=training_metrics(),
         jit_compile=xla,
         steps_per_execution=steps_per_execution,
     )
