@@ -10,5 +10,7 @@ configure_onednn()
 
 from zoo.models.builder import build_model  # noqa: E402
 from zoo.models.config import load_model_config  # noqa: E402
+from zoo.models.create import create_model, list_models  # noqa: E402
+from zoo.models.presets import get_preset, list_presets  # noqa: E402
 
-__all__ = ["build_model", "load_model_config"]
+__all__ = ["build_model", "create_model", "get_preset", "list_models", "list_presets", "load_model_config"]

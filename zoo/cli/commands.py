@@ -1,4 +1,4 @@
-"""`python -m zoo COMMAND`: inspect, models, compare, export, visualize, launch.
+"""`python -m zoo COMMAND`: inspect, models, presets, publish, compare, export, visualize, launch.
 
 Each subcommand parses its arguments here and calls the package; a ZooError becomes one line
 and exit status 2 (zoo.common.errors.exits_cleanly).
@@ -75,6 +75,51 @@ def models_command(args: argparse.Namespace) -> int:
         replace_between_markers(args.update_readme, "models", table)
     else:
         print(table)
+    return 0
+
+
+def _presets_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="one preset: print its whole model card")
+    parser.add_argument("--json", action="store_true", help="print the cards as JSON")
+
+
+@command("presets", "the zoo's trained weights: one row per preset, or one preset's model card", _presets_arguments)
+def presets_command(args: argparse.Namespace) -> int:
+    from zoo.models.presets import get_preset, list_presets, presets_table
+
+    if args.name:
+        card = get_preset(args.name).card
+        print(json.dumps(card, indent=1) if args.json else yaml_dump(card))
+    elif args.json:
+        print(json.dumps([get_preset(name).card for name in list_presets()], indent=1))
+    else:
+        print(presets_table())
+    return 0
+
+
+def yaml_dump(data) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, width=110).rstrip()
+
+
+def _publish_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory (with model.keras)")
+    parser.add_argument("--name", required=True, help="the preset's name, e.g. resnet20_cifar10")
+    parser.add_argument("--description", help="one line for the catalogue (default: model, dataset, experiment)")
+    parser.add_argument("--out", help="where the card and weights go (default: the package's preset_files/)")
+
+
+@command("publish", "turn a finished run into a preset: its weights and a model card", _publish_arguments)
+def publish_command(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
+    from pathlib import Path
+
+    from zoo.training.publish import publish
+
+    card = publish(args.run_dir, args.name, description=args.description,
+                   directory=Path(args.out) if args.out else None)
+    print(f"{card}\n{card.with_name(args.name + '.weights.h5')}")
     return 0
 
 

@@ -86,9 +86,10 @@ def write_atomic_with(path: str | Path, write: Callable[[Path], None]) -> None:
 
 
 def staging_path(final: str | Path) -> Path:
-    """Where to write what will become `final`: a hidden sibling with the same suffix (Keras checks it)."""
+    """Where to write what will become `final`: a hidden sibling ending as it does (Keras checks
+    `.keras` and `.weights.h5`)."""
     final = Path(final)
-    return final.with_name(f".{final.stem}.tmp{final.suffix}")
+    return final.with_name(f".tmp.{final.name}")
 
 
 def remove(path: str | Path) -> None:

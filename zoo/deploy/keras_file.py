@@ -9,16 +9,12 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 import tensorflow as tf
 
 from zoo.data.preprocess import Preprocessing
 from zoo.deploy.artifact import Artifact, Source, require_metadata
-from zoo.models.saving import load_keras_model
-
-METADATA = "zoo.json"
+from zoo.models.saving import METADATA, load_keras_model, read_metadata
 
 
 def write(source: Source, path: Path) -> None:
@@ -27,12 +23,6 @@ def write(source: Source, path: Path) -> None:
     metadata = source.metadata("keras", dtype="float32", any_size=False, normalised_inside=False)
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr(METADATA, json.dumps(metadata, indent=2))
-
-
-def read_metadata(path: Path) -> dict[str, Any]:
-    """The zoo metadata inside a `.keras` file ({} for one written elsewhere, or by an older zoo)."""
-    with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read(METADATA)) if METADATA in archive.namelist() else {}
 
 
 def load(path: Path) -> Artifact:

@@ -60,19 +60,24 @@ def build_model(config: "str | Path | Mapping[str, Any] | ModelConfig",
     config = load_model_config(config)
     if input_shape is not None or num_classes is not None:
         config = config.with_overrides(input_shape, num_classes)
-    check_shapes(config)
-
     import keras
 
-    from zoo.models.keras_ops import KerasOps
-
-    inputs = keras.Input(config.input_shape, name="image")
-    x = inputs
-    for block in trace(config, KerasOps(sync_batch_norm), inputs):
-        x = block.output
-    model = keras.Model(inputs, x, name=config.name)
+    inputs, blocks = build_blocks(config, sync_batch_norm)
+    model = keras.Model(inputs, blocks[-1].output, name=config.name)
     if config.pretrained:
         from zoo.models.pretrained import load_pretrained
 
         load_pretrained(model, config)
     return model
+
+
+def build_blocks(config: ModelConfig, sync_batch_norm: bool = False) -> "tuple[keras.KerasTensor, list[TracedBlock]]":
+    """The model's input and every block with its Keras output, the layers named as in `build_model`,
+    so a model made of part of them (headless, or with features as outputs) shares its weights' names."""
+    check_shapes(config)
+    import keras
+
+    from zoo.models.keras_ops import KerasOps
+
+    inputs = keras.Input(config.input_shape, name="image")
+    return inputs, list(trace(config, KerasOps(sync_batch_norm), inputs))

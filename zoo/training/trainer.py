@@ -21,7 +21,7 @@ import keras
 import yaml
 
 from zoo.common import files, locks, provenance
-from zoo.common.cpu import onednn_setting
+from zoo.common.cpu import onednn_setting, this_cpu
 from zoo.common.errors import ZooError
 from zoo.data.pipeline import Data, load_data
 from zoo.deploy.formats import check_installed
@@ -183,6 +183,7 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
         "wall_seconds": round(wall_seconds, 1),
         "metrics": {key: last.get(key) for key in
                     ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_top5")},
+        "cpu": this_cpu().describe(),
         "command": provenance.command_line(),
         "commit": provenance.source_commit(),
         "run_dir": str(run_dir),

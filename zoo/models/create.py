@@ -1,0 +1,228 @@
+"""`create_model`: a model by name, with trained weights, a new head, no head, or features as outputs.
+
+The Python API in the habits of keras.applications (`include_top`, `pooling`) and timm
+(`create_model(name, pretrained..., num_classes=N)`, `features_only`/`out_indices`): it returns a
+plain `keras.Model` of stock layers, so Keras's own `fit`, `save` and `export` work on it. Weights
+come from a preset, a run directory or a `.keras` file and are matched by layer name, every shape
+checked: a classifier whose class count differs starts fresh, anything else that differs is one
+line naming the layer and both shapes. The model carries what its weights were trained on:
+`model.preprocessing` (image size, channels, mean, std) and `model.class_names`, and what was
+loaded in `model.weights_report`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from zoo.common.errors import ZooError, unknown
+from zoo.models.builder import build_blocks, build_model
+from zoo.models.config import ModelConfig, load_model_config, shipped_model_configs
+from zoo.models.presets import Preset, PresetError, get_preset, is_preset
+
+if TYPE_CHECKING:
+    import keras
+
+HEAD_TYPES = {"global_avg_pool", "global_max_pool", "flatten", "dense", "dropout", "classifier"}
+POOLING = ("avg", "max")
+
+
+class WeightsError(ZooError):
+    """Weights that cannot be read, or do not fit the model."""
+
+
+@dataclasses.dataclass
+class WeightsReport:
+    """What `create_model` loaded: from where, which layers, and which started fresh and why."""
+
+    source: str
+    sha256: str | None
+    loaded: list[str]
+    fresh: dict[str, str]  # layer -> why it starts from its initialisation
+
+    def describe(self) -> str:
+        text = f"weights {self.source}: {len(self.loaded)} layers loaded"
+        if self.fresh:
+            text += "; started fresh: " + "; ".join(f"{name} ({why})" for name, why in self.fresh.items())
+        return text
+
+
+@dataclasses.dataclass(frozen=True)
+class _Weights:
+    """A weights source opened: the model holding them and what they were trained on."""
+
+    model: Any  # keras.Model
+    config: ModelConfig | None
+    description: str
+    sha256: str | None
+    preprocessing: dict[str, Any] | None
+    class_names: list[str] | None
+
+
+def list_models() -> list[str]:
+    """The shipped model configs' names: what `create_model` takes."""
+    return [path.stem for path in shipped_model_configs()]
+
+
+def create_model(name: str | Path, *, weights: str | Path | None = None, num_classes: int | None = None,
+                 include_top: bool = True, pooling: str | None = None, features: Sequence[str] | None = None,
+                 input_shape: tuple[int, int, int] | None = None) -> "keras.Model":
+    """A Keras model of the config `name` (a shipped model's name or a config path).
+
+    weights: a preset name (`zoo.list_presets()`), a run directory, or a `.keras` file; `imagenet` for
+      configs with a keras.applications twin. The input shape and class count default to the weights'.
+    num_classes: another class count: the classifier starts fresh, every other layer is loaded.
+    include_top: False ends the model at the last block before the head (global pooling, flatten,
+      dense, dropout, classifier), as keras.applications does; `pooling` "avg" or "max" then adds
+      global pooling.
+    features: block names (`conv3`, or `conv3_2` for one block of a repeated group): the model
+      outputs each one's activations, in order, as a list.
+    """
+    if pooling is not None and pooling not in POOLING:
+        raise ZooError(f"pooling: expected one of {', '.join(POOLING)} or None, received {pooling!r}")
+    if pooling is not None and include_top:
+        raise ZooError(f"pooling: applies only with include_top=False, received pooling={pooling!r} with a top")
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+        raise ZooError(f"num_classes: expected a positive integer, received {num_classes!r}")
+    config = load_model_config(name)
+    source = None
+    if weights is not None and str(weights) == "imagenet":
+        config = load_model_config({**config.raw, "pretrained": "imagenet"}, config.source)
+    elif weights is not None:
+        source = open_weights(weights)
+        if input_shape is None and source.preprocessing:
+            input_shape = (*source.preprocessing["image_size"], source.preprocessing["channels"])
+        num_classes = num_classes or len(source.class_names or []) or int(source.model.output_shape[-1])
+    if input_shape is not None or num_classes is not None:
+        config = config.with_overrides(input_shape, num_classes)
+
+    import keras
+
+    if features is None and include_top:
+        model = build_model(config)
+    else:
+        inputs, blocks = build_blocks(config)
+        if features is not None:
+            outputs = [_feature_block(config, blocks, feature).output for feature in features]
+        else:
+            outputs = _backbone_end(config, blocks).output
+            if pooling:
+                layer = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+                outputs = layer(name=f"{pooling}_pool")(outputs)
+        model = keras.Model(inputs, outputs, name=config.name if include_top and not features else
+                            f"{config.name}_{'features' if features else 'backbone'}")
+    model.weights_report = None
+    model.preprocessing, model.class_names = None, None
+    if source is not None:
+        model.weights_report = transfer_by_name(source, model, _head_layers(config))
+        model.preprocessing, model.class_names = source.preprocessing, source.class_names
+        if model.class_names and len(model.class_names) != config.num_classes:
+            model.class_names = None  # a new head's classes are the user's own
+        print(model.weights_report.describe())
+    return model
+
+
+def open_weights(weights: str | Path) -> _Weights:
+    """The model holding `weights` (a preset name, a run directory or a .keras file), loaded safely."""
+    text = str(weights)
+    path = Path(text)
+    if is_preset(text) or ("/" not in text and not path.suffix and not path.exists()):
+        return _open_preset(get_preset(text))  # an unknown name gets a did-you-mean
+    if path.is_dir():
+        if not (path / "model.keras").is_file():
+            raise WeightsError(f"weights: expected a preset, a run directory holding model.keras, or a .keras file; "
+                               f"received {path}, a directory without model.keras")
+        path = path / "model.keras"
+    if path.suffix != ".keras" or not path.exists():
+        from zoo.models.presets import list_presets
+
+        what = "no such file" if not path.exists() else f"a {path.suffix or 'suffix-less'} file"
+        raise WeightsError(f"weights: expected a preset ({', '.join(list_presets()) or 'none shipped'}), a run "
+                           f"directory or a .keras file; received {text!r} ({what})")
+    from zoo.models.saving import load_keras_model, read_metadata
+
+    try:
+        metadata = read_metadata(path)
+        model = load_keras_model(path)
+    except Exception as error:  # a damaged file fails in zipfile, h5py or Keras, each its own way
+        raise WeightsError(f"weights: cannot read {path} ({_reason(error)})") from None
+    preprocessing = {k: metadata[k] for k in ("image_size", "channels", "mean", "std")} if metadata else None
+    from zoo.models.presets import file_sha256
+
+    return _Weights(model, None, str(path), file_sha256(path), preprocessing, metadata.get("class_names"))
+
+
+def _open_preset(preset: Preset) -> _Weights:
+    path = preset.weights_file()
+    model = build_model(preset.model_config)
+    try:
+        model.load_weights(path)
+    except Exception as error:
+        raise PresetError(f"preset {preset.name!r}: cannot load {path} ({_reason(error)})") from None
+    return _Weights(model, preset.model_config, f"{preset.name} (sha256 {preset.sha256[:12]})", preset.sha256,
+                    preset.preprocessing, preset.class_names)
+
+
+def _reason(error: Exception) -> str:
+    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+    return f"{error.__class__.__name__}: {first}" if first else error.__class__.__name__
+
+
+def transfer_by_name(source: _Weights, target: "keras.Model", head: set[str]) -> WeightsReport:
+    """Copies each weighted layer of `target` from the layer of the same name in `source.model`.
+
+    Every pair is checked before anything is copied. A head layer (the classifier) whose shapes
+    differ starts fresh, with the reason; any other missing layer or differing shape is an error
+    naming the layer and both shapes.
+    """
+    by_name = {layer.name: layer for layer in source.model.layers if layer.weights}
+    pairs, fresh = [], {}
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        shapes = [tuple(w.shape) for w in layer.weights]
+        theirs = by_name.get(layer.name)
+        if theirs is None:
+            if layer.name in head:
+                fresh[layer.name] = f"the weights from {source.description} have no such layer"
+                continue
+            raise WeightsError(f"weights from {source.description} do not fit {target.name}: they have no layer "
+                               f"{layer.name!r} (shapes {shapes}); a model of another architecture?")
+        their_shapes = [tuple(w.shape) for w in theirs.weights]
+        if their_shapes != shapes:
+            if layer.name in head:
+                fresh[layer.name] = (f"{shapes[0][-1]} classes; the weights have {their_shapes[0][-1]}")
+                continue
+            raise WeightsError(f"weights from {source.description} do not fit {target.name}: layer {layer.name!r} "
+                               f"has shapes {shapes} in the model, {their_shapes} in the weights")
+        pairs.append((layer, theirs))
+    for layer, theirs in pairs:
+        layer.set_weights(theirs.get_weights())
+    return WeightsReport(source.description, source.sha256, [layer.name for layer, _ in pairs], fresh)
+
+
+def _head_layers(config: ModelConfig) -> set[str]:
+    """The Keras layer names of the classifier blocks: those that change with the class count."""
+    return {name for spec in config.layers if spec.type == "classifier" for name, _ in spec.expand()}
+
+
+def _backbone_end(config: ModelConfig, blocks: list) -> Any:
+    """The last block before the head: the blocks at the end whose types are all head types are cut."""
+    end = len(blocks)
+    while end > 0 and blocks[end - 1].spec.type in HEAD_TYPES:
+        end -= 1
+    if end == 0:
+        raise ZooError(f"include_top=False: {config.name} has no block before its head")
+    return blocks[end - 1]
+
+
+def _feature_block(config: ModelConfig, blocks: list, name: str) -> Any:
+    """The block called `name`, or the last block of the config layer called `name` (a repeated group)."""
+    for block in blocks:
+        if block.name == name:
+            return block
+    group = [block for block in blocks if block.spec.name == name]
+    if group:
+        return group[-1]
+    names = {block.name for block in blocks} | {block.spec.name for block in blocks}
+    raise ZooError(f"features: {unknown(f'block of {config.name}', name, names)}")

@@ -1,0 +1,121 @@
+"""The zoo's trained weights as presets: a weights file and its model card, loadable offline.
+
+A preset is data, not code: `preset_files/NAME.yaml`, its card, beside `NAME.weights.h5`, both
+shipped inside the package (files of at most 2 MB; a larger one names a `url` instead, which
+Keras's `get_file` fetches once, checks against the card's sha256 and caches). The card carries
+what using the weights right depends on, as torchvision's weights enums do: the model config,
+the dataset and splits, the class names, the preprocessing (size, channels, mean, std), the
+measured top-1/top-5 and how they were measured, the experiment, command and commit that
+trained them, parameters, MACs, file size and sha256. `python -m zoo publish RUN_DIR --name NAME`
+writes one (zoo.training.publish); `python -m zoo presets` lists them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from zoo.common.errors import ZooError, unknown
+from zoo.common.yamlfiles import load_yaml
+from zoo.models.config import ModelConfig, validate_model
+
+PRESET_DIR = Path(__file__).resolve().parent / "preset_files"
+WEIGHTS_SUFFIX = ".weights.h5"
+MAX_SHIPPED_BYTES = 2 * 1024 * 1024
+CARD_KEYS = ("name", "description", "model", "weights", "dataset", "class_names", "preprocessing", "metrics",
+             "training", "params", "macs")
+
+
+class PresetError(ZooError):
+    """A preset that is unknown, or whose card or weights file is missing or damaged."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    card: dict[str, Any]
+    card_path: Path
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return validate_model(self.card["model"], f"{self.card_path}: model")
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card["class_names"])
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        """{"image_size": [h, w], "channels": c, "mean": [...], "std": [...]}: what the weights were trained on."""
+        return dict(self.card["preprocessing"])
+
+    @property
+    def sha256(self) -> str:
+        return self.card["weights"]["sha256"]
+
+    def weights_file(self) -> Path:
+        """The weights file, its sha256 checked: the shipped one, or the card's URL fetched once and cached."""
+        weights = self.card["weights"]
+        if weights.get("url"):
+            import keras
+
+            try:
+                path = Path(keras.utils.get_file(f"{self.name}{WEIGHTS_SUFFIX}", weights["url"],
+                                                 file_hash=weights["sha256"], cache_subdir="zoo_presets"))
+            except Exception as error:  # the download surfaces as URLError, HTTPError, OSError or ValueError
+                raise PresetError(f"preset {self.name!r}: cannot fetch {weights['url']} "
+                                  f"({error.__class__.__name__}: {str(error).splitlines()[0][:160]})") from None
+        else:
+            path = self.card_path.parent / weights["file"]
+            if not path.is_file():
+                raise PresetError(f"preset {self.name!r}: its weights file {path} is missing (reinstall the zoo)")
+        actual = file_sha256(path)
+        if actual != weights["sha256"]:
+            raise PresetError(f"preset {self.name!r}: {path} has sha256 {actual}, expected {weights['sha256']} "
+                              "(a damaged or replaced file; reinstall the zoo or delete the cached download)")
+        return path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def list_presets(directory: Path | None = None) -> list[str]:
+    """The names of the shipped presets (or those in `directory`), sorted."""
+    return sorted(path.stem for path in (directory or PRESET_DIR).glob("*.yaml"))
+
+
+def get_preset(name: str, directory: Path | None = None) -> Preset:
+    """The preset called `name`; an unknown name is one line with a did-you-mean."""
+    path = (directory or PRESET_DIR) / f"{name}.yaml"
+    if not path.is_file():
+        raise PresetError(unknown("preset", name, list_presets(directory)))
+    card = load_yaml(path)
+    missing = [key for key in CARD_KEYS if not isinstance(card, dict) or key not in card]
+    if missing:
+        raise PresetError(f"{path}: expected a model card with {', '.join(CARD_KEYS)}; missing: {', '.join(missing)}")
+    return Preset(name, card, path)
+
+
+def is_preset(name: str, directory: Path | None = None) -> bool:
+    return "/" not in name and ((directory or PRESET_DIR) / f"{name}.yaml").is_file()
+
+
+def presets_table(directory: Path | None = None) -> str:
+    """The catalogue as Markdown: one row per preset."""
+    lines = ["| preset | model | dataset | top-1 | top-5 | input | classes | parameters | MACs | file | trained by |",
+             "|---|---|---|---:|---:|---|---:|---:|---:|---:|---|"]
+    for name in list_presets(directory):
+        card = get_preset(name, directory).card
+        metrics, pre = card["metrics"], card["preprocessing"]
+        size = "x".join(str(v) for v in [*pre["image_size"], pre["channels"]])
+        lines.append(f"| {name} | {card['model']['name']} | {card['dataset']['name']} ({card['dataset']['eval_split']}) "
+                     f"| {metrics['top1']:.2%} | {metrics['top5']:.2%} | {size} | {len(card['class_names'])} | "
+                     f"{card['params']:,} | {card['macs']:,} | {card['weights']['bytes'] / 1e6:.2f} MB | "
+                     f"{card['training']['experiment']}, {card['training']['epochs']} epochs |")
+    return "\n".join(lines)

@@ -1,0 +1,84 @@
+"""`python -m zoo publish RUN_DIR --name NAME`: a finished run becomes a preset (zoo.models.presets).
+
+The weights are the run's `model.keras`, saved as NAME.weights.h5; the card is built from the run's
+own records (config.yaml, summary.json, the metadata inside model.keras) and from a fresh
+evaluation of model.keras on the run's evaluation split, through the same uint8 -> normalise path
+a user's images take, so the card's top-1 and top-5 are those of the file that ships.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zoo.common import files
+from zoo.common.errors import ZooError
+from zoo.common.yamlfiles import load_yaml
+from zoo.experiment import experiment_from_mapping
+from zoo.models.analysis import analyze
+from zoo.models.presets import MAX_SHIPPED_BYTES, PRESET_DIR, WEIGHTS_SUFFIX, file_sha256
+from zoo.models.saving import load_keras_model, read_metadata
+
+NAME_PATTERN = "letters, digits and '_', starting with a letter"
+
+
+def publish(run_dir: str | Path, name: str, *, description: str | None = None,
+            directory: Path | None = None) -> Path:
+    """Writes NAME.weights.h5 and NAME.yaml (the card) into `directory`; returns the card's path."""
+    run_dir, directory = Path(run_dir), directory or PRESET_DIR
+    if not name or not name[0].isalpha() or not name.replace("_", "").isalnum():
+        raise ZooError(f"--name: expected {NAME_PATTERN}, received {name!r}")
+    needed = [run_dir / f for f in ("summary.json", "config.yaml", "model.keras")]
+    missing = [path.name for path in needed if not path.is_file()]
+    if missing:
+        raise ZooError(f"{run_dir}: expected a finished run with summary.json, config.yaml and model.keras "
+                       f"(export.keras: true); missing: {', '.join(missing)}")
+    from zoo.deploy.evaluation import evaluate
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    experiment = experiment_from_mapping(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"), run_dir)
+    model_config = experiment.model_config().with_overrides(tuple(summary["input_shape"]), summary["num_classes"])
+    metadata = read_metadata(run_dir / "model.keras")
+    model = load_keras_model(run_dir / "model.keras")
+    with tempfile.TemporaryDirectory() as scratch:
+        result = evaluate(run_dir, format="keras", out_dir=scratch)
+    weights_path = directory / f"{name}{WEIGHTS_SUFFIX}"
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = files.staging_path(weights_path)
+    model.save_weights(staging)
+    size = staging.stat().st_size
+    if size > MAX_SHIPPED_BYTES:
+        staging.unlink()
+        raise ZooError(f"{name}{WEIGHTS_SUFFIX} would be {size / 1e6:.2f} MB, over the {MAX_SHIPPED_BYTES / 2**20:.0f} "
+                       "MB a preset shipped in the package may be; host it and name its url in the card instead")
+    analysis = analyze(model_config)
+    card: dict[str, Any] = {
+        "name": name,
+        "description": description or f"{model_config.name} trained on {summary['dataset']} by the zoo's "
+                                      f"{summary['experiment']} experiment",
+        "model": model_config.raw,
+        "weights": {"file": weights_path.name, "sha256": file_sha256(staging), "bytes": size, "url": None},
+        "dataset": {key: metadata["data"].get(key) for key in ("name", "folder", "train_split", "eval_split")},
+        "class_names": list(metadata["class_names"]),
+        "preprocessing": {key: metadata[key] for key in ("image_size", "channels", "mean", "std")},
+        "metrics": {"top1": round(result["accuracy"], 4), "top5": round(result["top5"], 4),
+                    "loss": round(result["loss"], 4),
+                    "measured": f"evaluate.py on the published model.keras: {result['dataset']} "
+                                f"{result['split']}, {result['examples']:,} images, single view at "
+                                f"{'x'.join(map(str, metadata['image_size']))}, uint8 pixels normalised "
+                                "with the card's mean and std"},
+        "training": {"experiment": summary["experiment"], "epochs": summary["epochs"],
+                     "train_accuracy": summary["metrics"].get("train_accuracy"),
+                     "command": summary.get("command"), "commit": summary.get("commit"),
+                     "precision": summary.get("precision"), "wall_seconds": summary.get("wall_seconds"),
+                     "cpu": summary.get("cpu"), "recipe": experiment.to_dict()["train"]},
+        "params": analysis.params,
+        "macs": analysis.macs,
+    }
+    card_path = directory / f"{name}.yaml"
+    files.install(staging, weights_path)
+    files.write_atomic(card_path, yaml.safe_dump(card, sort_keys=False, width=110))
+    return card_path
