@@ -13,4 +13,15 @@ from zoo.models.config import load_model_config  # noqa: E402
 from zoo.models.create import create_model, list_models  # noqa: E402
 from zoo.models.presets import get_preset, list_presets  # noqa: E402
 
-__all__ = ["build_model", "create_model", "get_preset", "list_models", "list_presets", "load_model_config"]
+__all__ = ["build_model", "create_model", "get_preset", "list_models", "list_presets", "load", "load_model_config"]
+
+
+def load(source: str):
+    """A preset, a run directory or an artifact (SavedModel, .keras, .tflite, .onnx), ready for uint8
+    images of any size: `load(SOURCE).predict(images)` -> probabilities; `.class_names`, `.top_k`."""
+    from zoo.common.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from zoo.deploy.classifier import load_classifier
+
+    return load_classifier(source)

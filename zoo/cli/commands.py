@@ -1,4 +1,4 @@
-"""`python -m zoo COMMAND`: inspect, models, presets, publish, compare, export, visualize, launch.
+"""`python -m zoo COMMAND`: inspect, models, presets, publish, predict, compare, export, visualize, launch.
 
 Each subcommand parses its arguments here and calls the package; a ZooError becomes one line
 and exit status 2 (zoo.common.errors.exits_cleanly).
@@ -121,6 +121,32 @@ def publish_command(args: argparse.Namespace) -> int:
                    directory=Path(args.out) if args.out else None)
     print(f"{card}\n{card.with_name(args.name + '.weights.h5')}")
     return 0
+
+
+def _predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="a preset, a run directory, or an artifact (SavedModel, .keras, .tflite, .onnx)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
+                        help="image files (PNG, JPEG, GIF, BMP, any size and mode) or folders, walked recursively")
+    parser.add_argument("--top", type=int, default=5, help="how many classes per image (default: 5)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help='print {"predictions": [...], "unreadable": [...]}')
+    output.add_argument("--csv", metavar="PATH", help="also write one row per image to PATH")
+
+
+@command("predict", "classify your own images with a preset, a run or an artifact: top-k classes per image",
+         _predict_arguments)
+def predict_command(args: argparse.Namespace) -> int:
+    from zoo.common.errors import ZooError
+
+    for name in ("top", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ZooError(f"--{name.replace('_', '-')}: expected a positive integer, received {getattr(args, name)}")
+    import_tensorflow_quietly()
+    from zoo.cli.predict import predict
+
+    return predict(args.source, args.images, top=args.top, batch_size=args.batch_size, as_json=args.json,
+                   csv_path=args.csv)
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:

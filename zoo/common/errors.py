@@ -49,6 +49,15 @@ def unknown(what: str, word: str, choices: Iterable[str]) -> str:
     return f"unknown {what} {word!r}{did_you_mean(word, choices)} (expected one of: {', '.join(choices)})"
 
 
+def describe_exception(error: BaseException, limit: int = 240) -> str:
+    """'ClassName: the first line of its message', for a library's exception inside a one-line error."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else ""
+    if len(first) > limit:
+        first = first[:limit] + "..."
+    return f"{error.__class__.__name__}: {first}" if first else error.__class__.__name__
+
+
 F = TypeVar("F", bound=Callable[..., int | None])
 
 

@@ -43,6 +43,11 @@ def _reason(path: str, decode) -> str:
     try:
         decode(tf.io.read_file(path))
     except (tf.errors.OpError, ValueError) as error:
-        message = getattr(error, "message", str(error)).strip().splitlines()[0]
-        return re.sub(r"\s*\[Op:\w+\].*$|\{\{.*?\}\}\s*", "", message).strip() or error.__class__.__name__
+        return op_error_message(error)
     return "could not be decoded in the pipeline"
+
+
+def op_error_message(error: Exception) -> str:
+    """TensorFlow's message for a failed op, first line, without its graph context or op name."""
+    message = getattr(error, "message", str(error)).strip().splitlines()[0]
+    return re.sub(r"\s*\[Op:\w+\].*$|\{\{.*?\}\}\s*", "", message).strip() or error.__class__.__name__

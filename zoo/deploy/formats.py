@@ -17,10 +17,11 @@ import functools
 from pathlib import Path
 from typing import Callable, Iterable, Literal
 
-from zoo.common.errors import ZooError, unknown
+from zoo.common.errors import ZooError, describe_exception, unknown
 from zoo.deploy import keras_file, litert, onnx_file, saved_model
 from zoo.deploy.artifact import Artifact, Source
 from zoo.deploy.runtime import require
+from zoo.models.saving import why_unreadable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,9 +74,25 @@ def format_of(path: Path) -> str:
                    f"received {path}" + ("" if path.exists() else " (it does not exist)"))
 
 
+class ArtifactUnreadable(ZooError):
+    """An artifact that is empty, truncated, damaged, of another format, or unsafe to load."""
+
+
 def open_artifact(path: str | Path) -> Artifact:
-    """The artifact at `path`, loaded in its own runtime."""
-    return FORMATS[format_of(Path(path))].load(Path(path))
+    """The artifact at `path`, loaded in its own runtime; one that cannot be is one line naming it and why.
+
+    Unsafe content is refused, never run: `.keras` files load in Keras's safe mode, which will not
+    deserialise Python code (a Lambda layer's bytecode).
+    """
+    path = Path(path)
+    format = format_of(path)
+    try:
+        return FORMATS[format].load(path)
+    except ZooError:
+        raise
+    except Exception as error:  # each runtime fails its own way: zipfile, h5py, Keras, TensorFlow, LiteRT
+        reason = why_unreadable(path, error) if format == "keras" else describe_exception(error)
+        raise ArtifactUnreadable(f"cannot load {path} as a {format} artifact: {reason}") from None
 
 
 def run_artifacts(run_dir: Path, names: Iterable[str] | None = None) -> list[Path]:

@@ -94,7 +94,11 @@ def with_metadata(schema, flatbuffer: bytes, metadata: dict[str, Any]) -> bytes:
 def read_metadata(path: Path) -> dict[str, Any]:
     """The zoo metadata inside a `.tflite` file ({} for one written elsewhere)."""
     schema = require("ai_edge_litert.schema_py_generated", "reading a .tflite file")
-    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
+    data = Path(path).read_bytes()
+    if data[4:8] != b"TFL3":
+        raise ZooError(f"expected a LiteRT flatbuffer (file identifier TFL3), received {path} "
+                       f"({len(data):,} bytes: empty, damaged or another kind of file)")
+    model = schema.Model.GetRootAs(data, 0)
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
         if entry.Name() == METADATA.encode():

@@ -106,13 +106,19 @@ def format_table(analysis: Analysis) -> str:
 def models_table() -> str:
     """A Markdown table of every shipped model config, generated from the configs themselves."""
     from zoo.models.config import load_model_config, shipped_model_configs
+    from zoo.models.presets import get_preset, list_presets
 
-    lines = ["| model | input | classes | parameters | trainable | MACs | description |",
-             "|---|---|---:|---:|---:|---:|---|"]
+    trained: dict[str, list[str]] = {}
+    for name in list_presets():
+        card = get_preset(name).card
+        trained.setdefault(card["model"]["name"], []).append(f"`{name}` ({card['metrics']['top1']:.2%})")
+    lines = ["| model | input | classes | parameters | trainable | MACs | presets (top-1) | description |",
+             "|---|---|---:|---:|---:|---:|---|---|"]
     for path in shipped_model_configs():
         analysis = analyze(load_model_config(path))
         config = analysis.config
         lines.append(f"| [{config.name}](configs/models/{path.name}) | {_size(list(config.input_shape))} | "
                      f"{config.num_classes} | {analysis.params:,} | {analysis.trainable_params:,} | "
-                     f"{human(analysis.macs)} | {config.description} |")
+                     f"{human(analysis.macs)} | {', '.join(trained.get(config.name, [])) or '-'} | "
+                     f"{config.description} |")
     return "\n".join(lines)

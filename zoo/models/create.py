@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from zoo.common.errors import ZooError, unknown
+from zoo.common.errors import ZooError, describe_exception, unknown
 from zoo.models.builder import build_blocks, build_model
 from zoo.models.config import ModelConfig, load_model_config, shipped_model_configs
 from zoo.models.presets import Preset, PresetError, get_preset, is_preset
@@ -66,7 +66,7 @@ def list_models() -> list[str]:
 
 def create_model(name: str | Path, *, weights: str | Path | None = None, num_classes: int | None = None,
                  include_top: bool = True, pooling: str | None = None, features: Sequence[str] | None = None,
-                 input_shape: tuple[int, int, int] | None = None) -> "keras.Model":
+                 input_shape: tuple[int, int, int] | None = None, verbose: bool = True) -> "keras.Model":
     """A Keras model of the config `name` (a shipped model's name or a config path).
 
     weights: a preset name (`zoo.list_presets()`), a run directory, or a `.keras` file; `imagenet` for
@@ -77,6 +77,7 @@ def create_model(name: str | Path, *, weights: str | Path | None = None, num_cla
       global pooling.
     features: block names (`conv3`, or `conv3_2` for one block of a repeated group): the model
       outputs each one's activations, in order, as a list.
+    verbose: print what was loaded and what started fresh (always in `model.weights_report`).
     """
     if pooling is not None and pooling not in POOLING:
         raise ZooError(f"pooling: expected one of {', '.join(POOLING)} or None, received {pooling!r}")
@@ -118,7 +119,8 @@ def create_model(name: str | Path, *, weights: str | Path | None = None, num_cla
         model.preprocessing, model.class_names = source.preprocessing, source.class_names
         if model.class_names and len(model.class_names) != config.num_classes:
             model.class_names = None  # a new head's classes are the user's own
-        print(model.weights_report.describe())
+        if verbose:
+            print(model.weights_report.describe())
     return model
 
 
@@ -139,13 +141,13 @@ def open_weights(weights: str | Path) -> _Weights:
         what = "no such file" if not path.exists() else f"a {path.suffix or 'suffix-less'} file"
         raise WeightsError(f"weights: expected a preset ({', '.join(list_presets()) or 'none shipped'}), a run "
                            f"directory or a .keras file; received {text!r} ({what})")
-    from zoo.models.saving import load_keras_model, read_metadata
+    from zoo.models.saving import load_keras_model, read_metadata, why_unreadable
 
     try:
         metadata = read_metadata(path)
         model = load_keras_model(path)
     except Exception as error:  # a damaged file fails in zipfile, h5py or Keras, each its own way
-        raise WeightsError(f"weights: cannot read {path} ({_reason(error)})") from None
+        raise WeightsError(f"weights: cannot read {path} ({why_unreadable(path, error)})") from None
     preprocessing = {k: metadata[k] for k in ("image_size", "channels", "mean", "std")} if metadata else None
     from zoo.models.presets import file_sha256
 
@@ -158,14 +160,9 @@ def _open_preset(preset: Preset) -> _Weights:
     try:
         model.load_weights(path)
     except Exception as error:
-        raise PresetError(f"preset {preset.name!r}: cannot load {path} ({_reason(error)})") from None
+        raise PresetError(f"preset {preset.name!r}: cannot load {path} ({describe_exception(error)})") from None
     return _Weights(model, preset.model_config, f"{preset.name} (sha256 {preset.sha256[:12]})", preset.sha256,
                     preset.preprocessing, preset.class_names)
-
-
-def _reason(error: Exception) -> str:
-    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-    return f"{error.__class__.__name__}: {first}" if first else error.__class__.__name__
 
 
 def transfer_by_name(source: _Weights, target: "keras.Model", head: set[str]) -> WeightsReport:

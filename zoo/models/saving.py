@@ -14,6 +14,7 @@ from typing import Any
 
 import keras
 
+from zoo.common.errors import describe_exception
 from zoo.models import layers  # noqa: F401  (registration of LocalResponseNormalization and ChannelZeroPad)
 
 METADATA = "zoo.json"
@@ -28,3 +29,21 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 def load_keras_model(path: str | Path, compile: bool = False) -> keras.Model:
     """A model from a .keras file; with `compile`, its optimizer state too (what resuming needs)."""
     return keras.saving.load_model(Path(path), compile=compile)
+
+
+def why_unreadable(path: str | Path, error: Exception) -> str:
+    """A short reason a `.keras` file did not load: a damaged archive or unsafe content named as such."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        return "not a complete .keras archive (empty, truncated or another kind of file)"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as zip_error:
+        return f"damaged archive ({zip_error})"
+    if broken:
+        return f"damaged archive (bad CRC in {broken})"
+    if "safe_mode" in " ".join(str(error).split()):
+        return ("it holds Python code (a Lambda layer's bytecode), which Keras's safe mode refuses to run; "
+                "load only files you trust, and rebuild this one without Python code")
+    return describe_exception(error)

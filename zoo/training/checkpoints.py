@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 import sys
-import zipfile
 from pathlib import Path
 
 import keras
 
 from zoo.common import files
 from zoo.common.errors import ZooError
-from zoo.models.saving import load_keras_model
+from zoo.models.saving import load_keras_model, why_unreadable
 from zoo.training import schedules  # noqa: F401  (registers the schedule a checkpoint's optimizer holds)
 
 DIRECTORY = "checkpoints"
@@ -49,20 +48,6 @@ def prune_checkpoints(run_dir: Path, keep: int) -> None:
     """Removes all but the newest `keep` checkpoints; called once state.json names the newest."""
     for _, old in saved_checkpoints(run_dir)[keep:]:
         old.unlink(missing_ok=True)
-
-
-def why_unreadable(path: Path, error: Exception) -> str:
-    """A short reason a checkpoint did not load: a damaged archive is named as such."""
-    if not zipfile.is_zipfile(path):
-        return "not a complete .keras archive (truncated or overwritten)"
-    try:
-        with zipfile.ZipFile(path) as archive:
-            broken = archive.testzip()
-    except (zipfile.BadZipFile, OSError) as zip_error:
-        return f"damaged archive ({zip_error})"
-    if broken:
-        return f"damaged archive (bad CRC in {broken})"
-    return f"{error.__class__.__name__}: {str(error).strip().splitlines()[0][:160] if str(error).strip() else ''}"
 
 
 def load_newest_checkpoint(run_dir: Path, at_most: int | None = None) -> tuple[int, keras.Model]:

@@ -1,0 +1,142 @@
+"""Presets, `publish`, and `zoo.create_model`: weights by layer name, new heads, headless models, features.
+
+The shipped presets are looped over (a new preset is tested without new test code); the publish
+flow runs on a short run of the embedded zoo_patterns dataset, published into a temporary folder.
+"""
+import keras
+import numpy as np
+import pytest
+import yaml
+from conftest import MODEL_CONFIGS, model_ids
+from helpers import ROOT, SHORT, assert_one_line_error, run
+
+import zoo
+import zoo.models.presets as presets
+from zoo.common.errors import ZooError
+from zoo.experiment import load_experiment
+from zoo.models.analysis import analyze
+from zoo.models.config import load_model_config
+from zoo.models.create import HEAD_TYPES
+from zoo.training.publish import publish
+from zoo.training.trainer import train
+
+
+@pytest.mark.parametrize("name", presets.list_presets())
+def test_every_shipped_preset_loads_offline_and_matches_its_card(name):
+    preset = zoo.get_preset(name)
+    card = preset.card
+    path = preset.weights_file()  # checks the sha256
+    assert path.stat().st_size == card["weights"]["bytes"] <= presets.MAX_SHIPPED_BYTES
+    model = zoo.create_model(card["model"]["name"], weights=name)
+    assert model.output_shape[-1] == len(card["class_names"]) == len(model.class_names)
+    assert list(model.input_shape[1:]) == [*card["preprocessing"]["image_size"], card["preprocessing"]["channels"]]
+    assert analyze(preset.model_config).params == card["params"] == model.count_params()
+    assert not model.weights_report.fresh and 0 < card["metrics"]["top5"] and card["metrics"]["top1"] <= 1
+    assert card["training"]["command"] and card["training"]["commit"]
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, patterns_dir):
+    """A short run published as the preset `tiny_patterns` into a folder of its own."""
+    root = tmp_path_factory.mktemp("published")
+    experiment = load_experiment(ROOT / "configs/experiments/default.yaml", [*SHORT, f"data.data_dir={patterns_dir}"])
+    train(experiment, root / "run")
+    card = publish(root / "run", "tiny_patterns", directory=root / "presets")
+    return root, card
+
+
+@pytest.fixture
+def preset_dir(published, monkeypatch):
+    monkeypatch.setattr(presets, "PRESET_DIR", published[0] / "presets")
+    return published[0] / "presets"
+
+
+def test_publish_writes_a_card_with_measured_metrics_and_the_weights_hash(published):
+    root, card_path = published
+    card = yaml.safe_load(card_path.read_text())
+    assert set(presets.CARD_KEYS) <= set(card)
+    weights = root / "presets" / card["weights"]["file"]
+    assert card["weights"]["sha256"] == presets.file_sha256(weights) and card["weights"]["bytes"] == weights.stat().st_size
+    assert card["class_names"][:2] == ["horizontal_line", "vertical_line"] and len(card["class_names"]) == 10
+    assert card["preprocessing"] == {"image_size": [32, 32], "channels": 1, "mean": [0.5], "std": [0.25]}
+    assert 0 < card["metrics"]["top1"] <= card["metrics"]["top5"] <= 1 and "1,200 images" in card["metrics"]["measured"]
+    assert card["training"]["experiment"] == "default" and card["training"]["epochs"] == 2
+    assert not list((root / "run").glob("evaluation-*"))  # publish evaluated in a scratch folder, not in the run
+    assert not [p for p in (root / "presets").iterdir() if p.name.startswith(".")]  # nothing half-written
+
+
+def test_create_model_from_a_preset_predicts_as_the_run_did(published, preset_dir):
+    root, _ = published
+    model = zoo.create_model("lenet5", weights="tiny_patterns")
+    trained = keras.saving.load_model(root / "run" / "model.keras", compile=False)
+    x = np.random.default_rng(0).random((4, 32, 32, 1), dtype=np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), trained.predict(x, verbose=0), atol=1e-6)
+    assert model.preprocessing["mean"] == [0.5] and model.class_names[0] == "horizontal_line"
+    assert model.weights_report.loaded and not model.weights_report.fresh
+    from_run = zoo.create_model("lenet5", weights=root / "run")
+    np.testing.assert_allclose(from_run.predict(x, verbose=0), trained.predict(x, verbose=0), atol=1e-6)
+
+
+def test_a_new_head_starts_fresh_and_everything_else_is_loaded(published, preset_dir):
+    reference = zoo.create_model("lenet5", weights="tiny_patterns")
+    model = zoo.create_model("lenet5", weights="tiny_patterns", num_classes=5)
+    assert model.output_shape == (None, 5) and model.class_names is None
+    assert model.weights_report.fresh == {"predictions": "5 classes; the weights have 10"}
+    for layer in model.layers:
+        if layer.weights and layer.name != "predictions":
+            for a, b in zip(layer.get_weights(), reference.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_headless_model_with_pooling_and_features(published, preset_dir):
+    backbone = zoo.create_model("lenet5", weights="tiny_patterns", include_top=False, pooling="avg")
+    assert backbone.output_shape == (None, 16)  # conv2's 16 channels, pooled
+    assert not [layer for layer in backbone.layers if layer.name == "predictions"]
+    features = zoo.create_model("resnet20", features=["stage1", "stage2_2", "stage3"])
+    assert [tuple(o.shape) for o in features.outputs] == [(None, 32, 32, 16), (None, 16, 16, 32), (None, 8, 8, 64)]
+
+
+@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=model_ids())
+def test_feature_outputs_have_the_shapes_inspect_computes(path):
+    config = load_model_config(path)
+    body = [spec.name for spec in config.layers if spec.type not in HEAD_TYPES]
+    model = zoo.create_model(path, features=body)
+    rows = {row.layer: row for row in analyze(config).rows}  # the last row of each config layer wins
+    assert [list(o.shape[1:]) for o in model.outputs] == [rows[name].output_shape for name in body]
+
+
+def test_bad_weights_and_arguments_are_one_line(published, preset_dir, tmp_path):
+    with pytest.raises(ZooError, match="unknown preset 'tiny_patern'; did you mean 'tiny_patterns'"):
+        zoo.create_model("lenet5", weights="tiny_patern")
+    with pytest.raises(ZooError, match="layer 'conv1_conv' has shapes"):
+        zoo.create_model("resnet20", weights="tiny_patterns")
+    with pytest.raises(ZooError, match="pooling: expected one of avg, max"):
+        zoo.create_model("lenet5", include_top=False, pooling="mean")
+    with pytest.raises(ZooError, match="unknown block of lenet5 'conv9'"):
+        zoo.create_model("lenet5", features=["conv9"])
+    empty = tmp_path / "empty.keras"
+    empty.write_bytes(b"")
+    with pytest.raises(ZooError, match="cannot read .*empty.keras"):
+        zoo.create_model("lenet5", weights=empty)
+
+
+def test_a_damaged_weights_file_fails_its_hash_in_one_line(published, tmp_path, monkeypatch):
+    copy = tmp_path / "presets"
+    copy.mkdir()
+    for path in (published[0] / "presets").iterdir():
+        copy.joinpath(path.name).write_bytes(path.read_bytes())
+    weights = copy / "tiny_patterns.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    monkeypatch.setattr(presets, "PRESET_DIR", copy)
+    with pytest.raises(ZooError, match="tiny_patterns.weights.h5 has sha256 .* expected"):
+        zoo.create_model("lenet5", weights="tiny_patterns")
+
+
+def test_presets_and_publish_commands(published, tmp_path):
+    listing = run("-m", "zoo", "presets")
+    assert listing.returncode == 0 and listing.stdout.startswith("| preset |"), listing.stderr
+    assert_one_line_error(run("-m", "zoo", "presets", "resnet20_cifar"), "unknown preset 'resnet20_cifar'")
+    assert_one_line_error(run("-m", "zoo", "publish", str(tmp_path), "--name", "x"),
+                          "expected a finished run with summary.json", "missing: summary.json")
+    assert_one_line_error(run("-m", "zoo", "publish", str(published[0] / "run"), "--name", "2x"),
+                          "--name: expected letters")

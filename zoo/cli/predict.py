@@ -1,0 +1,55 @@
+"""`python -m zoo predict SOURCE IMAGE_OR_FOLDER...`: one line per image, unreadable files counted at the end.
+
+Images are read and classified in batches as the folders are walked, so a folder of any size
+streams; a progress count goes to stderr when it is a terminal. Exit status 0 when at least one
+image was classified, 2 when none could be (each unreadable file is named with its reason).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from zoo.common import files
+from zoo.common.errors import EXIT_USAGE, ZooError
+from zoo.deploy.classifier import image_files, load_classifier, predict_files
+
+
+def predict(source: str, images: list[str], *, top: int = 5, batch_size: int = 64, as_json: bool = False,
+            csv_path: str | None = None) -> int:
+    classifier = load_classifier(source)
+    top = min(top, len(classifier.class_names))
+    failed: list[tuple[Path, str]] = []
+    rows, progress = [], sys.stderr.isatty()
+    for count, prediction in enumerate(predict_files(classifier, image_files(images), top=top,
+                                                     batch_size=batch_size, failed=failed), start=1):
+        rows.append(prediction)
+        if not as_json:
+            print(f"{prediction.path}  " + "  ".join(f"{name} {p:.4f}" for name, p in prediction.top), flush=True)
+        if progress:
+            print(f"\r{count} classified, {len(failed)} unreadable", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    if as_json:
+        print(json.dumps({"source": classifier.source, "format": classifier.format,
+                          "predictions": [{"path": str(r.path), "top": [{"class": n, "probability": round(p, 6)}
+                                                                         for n, p in r.top]} for r in rows],
+                          "unreadable": [{"path": str(path), "reason": why} for path, why in failed]}, indent=1))
+    if csv_path:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["path", *[f"{kind}{i}" for i in range(1, top + 1) for kind in ("class", "probability")]])
+        for r in rows:
+            writer.writerow([str(r.path), *[v for name, p in r.top for v in (name, f"{p:.6f}")]])
+        with files.reporting_write_errors(csv_path):
+            files.write_atomic(csv_path, out.getvalue())
+    for path, why in failed:
+        print(f"unreadable: {path}: {why}", file=sys.stderr)
+    print(f"{len(rows)} image(s) classified with {classifier.source}, {len(failed)} unreadable", file=sys.stderr)
+    if not rows:
+        if not failed:
+            raise ZooError(f"no image files found in {', '.join(images)}")
+        return EXIT_USAGE
+    return 0
