@@ -6,6 +6,7 @@ a run directory.
 import csv
 import json
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -131,3 +132,42 @@ def test_feature_maps_are_block_outputs_and_filters_rgb_tiles():
     tiles = filter_tiles(model.get_layer("conv1_conv"))
     assert len(tiles) == 16 and tiles[0].shape == (3, 3, 3)
     assert all(tile.min() == 0 and tile.max() == pytest.approx(1) for tile in tiles)
+
+
+def test_grad_cam_of_a_run_and_of_a_preset(run_dir, tmp_path):
+    written = visualize(run_dir, index=1, out_dir=tmp_path / "run", grad_cam=True, class_name="circle",
+                        layer="conv1")
+    assert tmp_path / "run" / "grad_cam.png" in written
+    assert_png(tmp_path / "run" / "grad_cam.png")
+    image = tmp_path / "digit.png"
+    image.write_bytes(tf.io.encode_png(np.random.default_rng(0).integers(0, 255, (60, 60, 1), np.uint8)).numpy())
+    written = visualize("lenet5_mnist", image=image, out_dir=tmp_path / "preset", grad_cam=True)
+    assert {p.name for p in written} >= {"input.png", "grad_cam.png", "feature_maps_conv1.png"}
+    assert "training_curves.png" not in {p.name for p in written}  # a preset has no metrics.csv
+
+
+def test_grad_cam_map_peaks_where_the_evidence_is():
+    from zoo.studies.grad_cam import class_activation_map
+
+    # One conv detecting bright pixels, pooled: the class score grows with the bright patch's area,
+    # so the map must be highest where the patch is.
+    inputs = keras.Input((8, 8, 1))
+    conv = keras.layers.Conv2D(1, 1, kernel_initializer="ones", bias_initializer="zeros", activation="relu",
+                               name="detector")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(conv)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", kernel_initializer=keras.initializers.
+                                                   Constant([[1.0, -1.0]]))(pooled))
+    image = np.zeros((1, 8, 8, 1), np.float32)
+    image[0, 5:7, 1:3] = 1.0
+    cam = class_activation_map(model, image, 0, model.get_layer("detector"))
+    assert cam.shape == (8, 8) and cam.max() == 1.0
+    assert cam[5:7, 1:3].min() == 1.0 and cam[:5].max() == 0.0
+
+
+def test_grad_cam_errors(run_dir, tmp_path):
+    with pytest.raises(ZooError, match="--class: unknown class 'circel'; did you mean 'circle'"):
+        visualize(run_dir, out_dir=tmp_path, grad_cam=True, class_name="circel")
+    with pytest.raises(ZooError, match="--layer: expected a layer with spatial feature maps"):
+        visualize(run_dir, out_dir=tmp_path, grad_cam=True, layer="flatten")
+    with pytest.raises(ZooError, match="--image: expected an image file to show lenet5_mnist"):
+        visualize("lenet5_mnist", out_dir=tmp_path)

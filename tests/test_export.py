@@ -273,3 +273,55 @@ def test_keras_file_carries_metadata_and_still_loads(exported_run):
         metadata = json.loads(archive.read("zoo.json"))
     assert metadata["data"]["name"] == "zoo_patterns" and metadata["input"]["dtype"] == "float32"
     assert keras.saving.load_model(workdir / "model.keras").output_shape == (None, 10)
+
+
+def test_zoo_load_predicts_the_same_for_every_format_and_any_image_size(exported_run):
+    import zoo
+
+    workdir, summary = exported_run
+    images = [np.random.default_rng(i).integers(0, 256, (40 + i, 50, 3), np.uint8) for i in range(3)]  # RGB, other sizes
+    reference = None
+    for name, path in summary["artifacts"].items():
+        classifier = zoo.load(path)
+        assert classifier.class_names[0] == "horizontal_line" and classifier.preprocessing.channels == 1
+        probabilities = classifier.predict(images)
+        assert probabilities.shape == (3, 10)
+        reference = probabilities if reference is None else reference
+        np.testing.assert_allclose(probabilities, reference, atol=0.1 if name == "litert_int8" else 1e-4)
+    assert zoo.load(workdir).format == "saved_model"  # a run directory stands for its SavedModel
+
+
+def _lambda_keras(path):
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(path)
+
+
+BAD_ARTIFACTS = {
+    "empty.keras": lambda path, good: path.write_bytes(b""),
+    "truncated.keras": lambda path, good: path.write_bytes((good / "model.keras").read_bytes()[:4000]),
+    "random.tflite": lambda path, good: path.write_bytes(np.random.default_rng(0).bytes(2000)),
+    "random.onnx": lambda path, good: path.write_bytes(np.random.default_rng(1).bytes(2000)),
+    "saved_model": lambda path, good: (shutil.copytree(good / "saved_model", path),
+                                       shutil.rmtree(path / "variables")),
+}
+
+
+@pytest.mark.parametrize("name", BAD_ARTIFACTS)
+def test_every_loader_answers_a_bad_artifact_in_one_line(exported_run, tmp_path, name):
+    import zoo
+
+    path = tmp_path / name
+    BAD_ARTIFACTS[name](path, exported_run[0])
+    assert_one_line_error(run("evaluate.py", str(path)), str(path))
+    assert_one_line_error(run("-m", "zoo", "predict", str(path), str(tmp_path)), str(path))
+    with pytest.raises(ZooError, match=str(path)):
+        zoo.load(path)
+
+
+def test_unsafe_keras_file_is_refused_not_run(tmp_path):
+    import zoo
+
+    _lambda_keras(tmp_path / "lambda.keras")
+    with pytest.raises(ZooError, match="Python code .* safe mode refuses"):
+        zoo.create_model("lenet5", weights=tmp_path / "lambda.keras")
+    assert_one_line_error(run("evaluate.py", str(tmp_path / "lambda.keras")), "lambda.keras")

@@ -185,20 +185,25 @@ def compare_command(args: argparse.Namespace) -> int:
 
 
 def _visualize_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory (with model.keras)")
+    parser.add_argument("run_dir", metavar="SOURCE", help="a finished run directory (with model.keras) or a preset")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--image", help="a PNG or JPEG image to run through the model")
-    source.add_argument("--index", type=int, help="an image of the evaluation split (default: 0)")
-    parser.add_argument("--out", help="where the PNGs go (default: RUN_DIR/visualize)")
+    source.add_argument("--image", help="a PNG, JPEG, GIF or BMP image to run through the model")
+    source.add_argument("--index", type=int, help="an image of the run's evaluation split (default: 0)")
+    parser.add_argument("--grad-cam", action="store_true", help="draw the class activation map over the image")
+    parser.add_argument("--class", dest="class_name", metavar="NAME",
+                        help="Grad-CAM's class (default: the predicted one)")
+    parser.add_argument("--layer", metavar="NAME", help="Grad-CAM's layer or block (default: the last spatial one)")
+    parser.add_argument("--out", help="where the PNGs go (default: RUN_DIR/visualize, ./visualize for a preset)")
 
 
-@command("visualize", "PNGs of a run: first-layer filters, feature maps per block, input, training curves",
+@command("visualize", "PNGs of a run or preset: input, Grad-CAM, first-layer filters, feature maps, curves",
          _visualize_arguments)
 def visualize_command(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     from zoo.studies.visualize import visualize
 
-    for path in visualize(args.run_dir, image=args.image, index=args.index, out_dir=args.out):
+    for path in visualize(args.run_dir, image=args.image, index=args.index, out_dir=args.out,
+                          grad_cam=args.grad_cam, class_name=args.class_name, layer=args.layer):
         print(path)
     return 0
 

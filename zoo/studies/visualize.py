@@ -1,11 +1,14 @@
-"""`python -m zoo visualize RUN_DIR`: a finished run's filters, feature maps and training curves as PNGs.
+"""`python -m zoo visualize SOURCE`: a run's or a preset's filters, feature maps, Grad-CAM and curves as PNGs.
 
-From RUN_DIR/model.keras, RUN_DIR/config.yaml and RUN_DIR/metrics.csv it writes, to
-RUN_DIR/visualize/ unless told otherwise:
+SOURCE is a finished run directory (RUN_DIR/model.keras, config.yaml and metrics.csv) or a preset
+(which needs --image). It writes, to RUN_DIR/visualize/ (./visualize for a preset) unless told
+otherwise:
 
 - input.png: the image given to the model (--image PATH, converted to the model's channels and
   resized by the run's preprocessing, or --index N of the evaluation split), titled with the
   predicted class;
+- grad_cam.png, with --grad-cam: the class activation map (zoo.studies.grad_cam) of the predicted
+  class (or --class NAME) at the last spatial layer (or --layer NAME), over the image;
 - first_conv_filters.png: the kernels of the first Conv2D (or SeparableConv2D: its depthwise
   kernels), one tile per output filter, each min-max normalised on its own; RGB when the layer
   sees 3 channels, else input channel 0;
@@ -20,6 +23,7 @@ It also holds what `zoo.studies.compare` shares with it: `load_run_model`, `pypl
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from pathlib import Path
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from zoo.common import files
-from zoo.common.errors import ZooError
+from zoo.common.errors import ZooError, unknown
 
 if TYPE_CHECKING:
     import keras
@@ -102,18 +106,50 @@ def load_run(run_dir: Path) -> tuple["keras.Model", "Experiment"]:
     return load_run_model(run_dir), load_experiment(run_dir / "config.yaml")
 
 
+@dataclasses.dataclass(frozen=True)
+class Opened:
+    """What the figures need of a run directory or a preset."""
+
+    model: "keras.Model"
+    preprocessing: "Preprocessing"
+    class_names: list[str] | None
+    blocks: list[str]  # the model config's blocks, repeats expanded
+    run_dir: Path | None = None
+    experiment: "Experiment | None" = None
+
+
+def open_source(source: str | Path) -> Opened:
+    """A run directory's trained model and experiment, or a preset's model."""
+    from zoo.data.preprocess import Preprocessing
+    from zoo.models.presets import get_preset, is_preset
+
+    if is_preset(str(source)):
+        from zoo.models.create import create_model
+
+        preset = get_preset(str(source))
+        model = create_model(preset.model_config.name, weights=preset.name, verbose=False)
+        return Opened(model, Preprocessing.from_json(preset.preprocessing), preset.class_names,
+                      [name for spec in preset.model_config.layers for name, _ in spec.expand()])
+    from zoo.deploy.saved_model import read_metadata
+
+    run_dir = Path(source)
+    model, experiment = load_run(run_dir)
+    height, width, channels = model.input_shape[1:]
+    preprocessing = Preprocessing((height, width), channels, experiment.data.mean, experiment.data.std)
+    class_names = read_metadata(run_dir / "saved_model").get("class_names")
+    return Opened(model, preprocessing, class_names, block_names(experiment), run_dir, experiment)
+
+
 def read_image(path: Path, preprocessing: "Preprocessing") -> np.ndarray:
-    """A PNG, JPEG, BMP or GIF file as a uint8 HxWxC image with the model's channels and size."""
-    import tensorflow as tf
+    """A PNG, JPEG, BMP or GIF file, any mode, as a uint8 HxWxC image with the model's channels and size."""
+    from zoo.deploy.classifier import decode_file
 
     if not path.is_file():
         raise ZooError(f"--image: expected an image file, received {str(path)!r} (no such file)")
     try:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=preprocessing.channels,
-                                   expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
-        reason = error.message.strip().splitlines()[0][:120]
-        raise ZooError(f"--image: expected a PNG, JPEG, BMP or GIF image, received {str(path)!r} ({reason})") from None
+        image = decode_file(path, preprocessing.channels)
+    except ZooError as error:
+        raise ZooError(f"--image: expected a PNG, JPEG, BMP or GIF image, received {str(path)!r} ({error})") from None
     return preprocessing.resize_uint8(image).numpy()
 
 
@@ -203,46 +239,61 @@ def plot_training_curves(metrics_csv: Path, path: Path) -> Path:
     return save_figure(figure, path)
 
 
-def visualize(run_dir: str | Path, image: str | Path | None = None, index: int | None = None,
-              out_dir: str | Path | None = None) -> list[Path]:
-    """Writes the run's PNGs (see the module docstring) and returns their paths.
+def visualize(source: str | Path, image: str | Path | None = None, index: int | None = None,
+              out_dir: str | Path | None = None, grad_cam: bool = False, class_name: str | None = None,
+              layer: str | None = None) -> list[Path]:
+    """Writes the PNGs (see the module docstring) of a run directory or a preset, and returns their paths.
 
-    `image` is an image file; otherwise `index` (default 0) picks an image of the evaluation split.
+    `image` is an image file; otherwise `index` (default 0) picks an image of a run's evaluation
+    split. With `grad_cam`, grad_cam.png shows where `layer` (a layer or block name; default the
+    last spatial one) found the evidence for `class_name` (default: the predicted class).
     """
     import keras
 
-    from zoo.data.preprocess import Preprocessing
-    from zoo.deploy.saved_model import read_metadata
+    from zoo.studies.grad_cam import class_activation_map, find_layer, last_spatial_layer, plot_grad_cam
 
-    run_dir = Path(run_dir)
-    model, experiment = load_run(run_dir)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "visualize"
-    height, width, channels = model.input_shape[1:]
-    preprocessing = Preprocessing((height, width), channels, experiment.data.mean, experiment.data.std)
+    opened = open_source(source)
+    model, preprocessing, class_names = opened.model, opened.preprocessing, opened.class_names
+    out_dir = Path(out_dir) if out_dir is not None else (opened.run_dir or Path(".")) / "visualize"
     if image is not None:
         pixels = read_image(Path(image), preprocessing)
+    elif opened.experiment is None:
+        raise ZooError(f"--image: expected an image file to show {source} (a preset has no evaluation split here)")
     else:
-        pixels = evaluation_image(experiment, preprocessing, 0 if index is None else index)
+        pixels = evaluation_image(opened.experiment, preprocessing, 0 if index is None else index)
 
-    outputs = block_outputs(model, block_names(experiment))
-    probe = keras.Model(model.inputs, (model.output, [layer.output for _, layer in outputs]))  # nested: never unpacked
-    probabilities, feature_maps = probe(preprocessing.normalize(pixels[None]), training=False)
-    class_names = read_metadata(run_dir / "saved_model").get("class_names")
-    written = [plot_input(pixels, np.asarray(probabilities[0], dtype=np.float32), class_names,
-                          out_dir / "input.png")]
+    outputs = block_outputs(model, opened.blocks)
+    probe = keras.Model(model.input, (model.output, [layer.output for _, layer in outputs]))  # nested: never unpacked
+    inputs = np.asarray(preprocessing.normalize(pixels[None]))
+    probabilities, feature_maps = probe(inputs, training=False)
+    probabilities = np.asarray(probabilities[0], dtype=np.float32)
+    written = [plot_input(pixels, probabilities, class_names, out_dir / "input.png")]
 
-    layer = next(filter(is_convolution, model.layers), None)
-    if layer is not None:
-        tiles = filter_tiles(layer)
-        written.append(tile_grid(tiles, [str(i) for i in range(len(tiles))], f"{layer.name}: {len(tiles)} filters",
+    if grad_cam:
+        target = find_layer(model, layer, dict(outputs)) if layer else last_spatial_layer(model)
+        names = class_names or [str(i) for i in range(len(probabilities))]
+        if class_name is None:
+            chosen = int(np.argmax(probabilities))
+        elif class_name in names:
+            chosen = names.index(class_name)
+        else:
+            raise ZooError(f"--class: {unknown('class', class_name, names)}")
+        cam = class_activation_map(model, inputs, chosen, target)
+        written.append(plot_grad_cam(pixels, cam, f"{names[chosen]} ({probabilities[chosen]:.1%}) at {target.name}",
+                                     out_dir / "grad_cam.png"))
+
+    conv = next(filter(is_convolution, model.layers), None)
+    if conv is not None:
+        tiles = filter_tiles(conv)
+        written.append(tile_grid(tiles, [str(i) for i in range(len(tiles))], f"{conv.name}: {len(tiles)} filters",
                                  out_dir / "first_conv_filters.png", cmap="gray"))
-    for (block, layer), maps in zip(outputs, feature_maps):
+    for (block, block_layer), maps in zip(outputs, feature_maps):
         maps = np.asarray(maps[0], dtype=np.float32)
         shown = min(MAX_CHANNELS, maps.shape[-1])
         written.append(tile_grid([maps[..., c] for c in range(shown)], [f"channel {c}" for c in range(shown)],
-                                 f"{layer.name}: {'x'.join(map(str, maps.shape))}, first {shown} channels",
+                                 f"{block_layer.name}: {'x'.join(map(str, maps.shape))}, first {shown} channels",
                                  out_dir / f"feature_maps_{block}.png"))
 
-    if (run_dir / "metrics.csv").is_file():
-        written.append(plot_training_curves(run_dir / "metrics.csv", out_dir / "training_curves.png"))
+    if opened.run_dir and (opened.run_dir / "metrics.csv").is_file():
+        written.append(plot_training_curves(opened.run_dir / "metrics.csv", out_dir / "training_curves.png"))
     return written
