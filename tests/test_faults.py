@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import ROOT, assert_one_line_error, run
+from PIL import Image
 
 SHORT = ["train.epochs=3", "train.steps_per_epoch=3", "train.eval_steps=1", "train.batch_size=16",
          "export.saved_model=false"]
@@ -114,8 +115,6 @@ def test_damaged_config_yaml_is_one_line(damaged_copy, patterns_dir):
 
 def image_folder(root: Path, per_class: int = 12) -> Path:
     """FOLDER/SPLIT/CLASS/*.png of small random images, two classes."""
-    from PIL import Image
-
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
         for label, value in (("dark", 50), ("light", 200)):
@@ -154,6 +153,20 @@ def test_unreadable_images_are_skipped_counted_and_recorded(tmp_path):
     skipped = json.loads((tmp_path / "run" / "summary.json").read_text())["skipped_images"]
     assert skipped["train"]["count"] == 2
     assert {Path(p).name for p in skipped["train"]["first"]} == {"broken.png", "cut.png"}
+
+
+def test_files_the_folder_reader_passes_over_are_named_not_dropped(tmp_path):
+    folder = image_folder(tmp_path / "images")
+    gif = folder / "train" / "dark" / "cat.gif"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(gif)
+    (folder / "train" / "light" / ".DS_Store").write_text("hidden files are the system's, not the user's")
+    assert_one_line_error(train_folder(folder, tmp_path / "run"), "1 file(s) of split 'train' are not",
+                          str(gif), "data.bad_images: skip")
+    result = train_folder(folder, tmp_path / "run2", "data.bad_images=skip")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "skipped 1 file(s) of split 'train' that are not .jpg/.jpeg/.png images" in result.stdout
+    skipped = json.loads((tmp_path / "run2" / "summary.json").read_text())["skipped_images"]
+    assert skipped["train"] == {"count": 1, "first": [str(gif)]}
 
 
 def test_evaluate_checks_the_folder_too(tmp_path):

@@ -92,16 +92,36 @@ def load_split(builder, config: DataConfig, split: str, *, training: bool, seed:
     import tensorflow_datasets as tfds
 
     skipped: tuple[str, ...] = ()
+    unreadable = 0
     if config.folder and split in builder.info.splits:
-        skipped = check_folder_split(builder, config, split)
+        unreadable_files = check_folder_split(builder, config, split)
+        unreadable = len(unreadable_files)
+        skipped = unreadable_files + check_unsupported_files(builder, config, split)
     try:
-        examples = builder.info.splits[split].num_examples - len(skipped)
+        examples = builder.info.splits[split].num_examples - unreadable
         dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=training,
                                      read_config=tfds.ReadConfig(shuffle_seed=seed))
     except (KeyError, ValueError, AssertionError) as error:
         raise ZooError(f"data: cannot read split {split!r} of {builder.name} "
                        f"(splits: {', '.join(builder.info.splits)}): {str(error).splitlines()[0][:160]}") from None
     return Split(split, examples, dataset, skipped)
+
+
+def check_unsupported_files(builder, config: DataConfig, split: str) -> tuple[str, ...]:
+    """Files of a folder split that tfds.ImageFolder does not read: a ZooError naming them (`fail`),
+    or a printed count (`skip`); never left out in silence."""
+    paths = image_check.unsupported_files(builder, split)
+    if not paths:
+        return ()
+    shown = ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
+    readable = "/".join(image_check.FOLDER_IMAGE_SUFFIXES)
+    if config.bad_images == "fail":
+        raise ZooError(f"data.folder: {len(paths)} file(s) of split {split!r} are not {readable} images, the only "
+                       f"kinds the folder reader (tfds.ImageFolder) takes: {shown}; convert them to PNG or remove "
+                       "them, or set data.bad_images: skip to leave them out")
+    print(f"data: skipped {len(paths)} file(s) of split {split!r} that are not {readable} images "
+          f"(data.bad_images: skip): {shown}")
+    return tuple(paths)
 
 
 def check_folder_split(builder, config: DataConfig, split: str) -> tuple[str, ...]:
