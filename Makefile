@@ -26,9 +26,10 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench,test]'
 	$(BIN)/python benchmarks/run.py --json benchmarks/latest.json
 
-# Regenerates the models table in README.md from the configs.
+# Regenerates the models and presets tables in README.md from the configs and model cards.
 readme: $(STAMP)
 	$(BIN)/python -m zoo models --update-readme README.md
+	$(BIN)/python -m zoo presets --update-readme README.md
 
 clean:
 	rm -rf $(VENV) runs

@@ -26,3 +26,9 @@ def test_inspect_table_has_totals(capsys):
 def test_readme_models_table_is_up_to_date():
     readme = (ROOT / "README.md").read_text()
     assert models_table() in readme, "run `make readme` to regenerate the table from the configs"
+
+
+def test_readme_presets_table_is_up_to_date():
+    from zoo.models.presets import presets_table
+
+    assert presets_table() in (ROOT / "README.md").read_text(), "run `make readme` to regenerate the table"

@@ -81,6 +81,7 @@ def models_command(args: argparse.Namespace) -> int:
 def _presets_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="one preset: print its whole model card")
     parser.add_argument("--json", action="store_true", help="print the cards as JSON")
+    parser.add_argument("--update-readme", metavar="README", help="replace the table between the markers in README")
 
 
 @command("presets", "the zoo's trained weights: one row per preset, or one preset's model card", _presets_arguments)
@@ -92,6 +93,10 @@ def presets_command(args: argparse.Namespace) -> int:
         print(json.dumps(card, indent=1) if args.json else yaml_dump(card))
     elif args.json:
         print(json.dumps([get_preset(name).card for name in list_presets()], indent=1))
+    elif args.update_readme:
+        from zoo.common.files import replace_between_markers
+
+        replace_between_markers(args.update_readme, "presets", presets_table())
     else:
         print(presets_table())
     return 0
