@@ -116,7 +116,7 @@ def test_bad_weights_and_arguments_are_one_line(published, preset_dir, tmp_path)
         zoo.create_model("lenet5", features=["conv9"])
     empty = tmp_path / "empty.keras"
     empty.write_bytes(b"")
-    with pytest.raises(ZooError, match="cannot read .*empty.keras"):
+    with pytest.raises(ZooError, match="cannot load .*empty.keras: not a complete .keras archive"):
         zoo.create_model("lenet5", weights=empty)
 
 
@@ -140,3 +140,39 @@ def test_presets_and_publish_commands(published, tmp_path):
                           "expected a finished run with summary.json", "missing: summary.json")
     assert_one_line_error(run("-m", "zoo", "publish", str(published[0] / "run"), "--name", "2x"),
                           "--name: expected letters")
+
+
+@pytest.fixture
+def keras_cache(tmp_path, monkeypatch):
+    """Keras's get_file caches into a temporary folder, not ~/.keras."""
+    (tmp_path / "keras_home").mkdir()  # get_file falls back to /tmp/.keras for a folder it cannot write
+    monkeypatch.setattr("keras.src.backend.config.keras_home", lambda: str(tmp_path / "keras_home"))
+    return tmp_path / "keras_home"
+
+
+def test_weights_file_and_url_with_its_hash(published, preset_dir, keras_cache):
+    reference = zoo.create_model("lenet5", weights="tiny_patterns")
+    weights = preset_dir / "tiny_patterns.weights.h5"
+    x = np.random.default_rng(1).random((2, 32, 32, 1), dtype=np.float32)
+    from_file = zoo.create_model("lenet5", weights=weights, input_shape=(32, 32, 1))
+    np.testing.assert_allclose(from_file.predict(x, verbose=0), reference.predict(x, verbose=0), atol=1e-6)
+    url = f"file://{weights}#sha256={presets.file_sha256(weights)}"
+    from_url = zoo.create_model("lenet5", weights=url, input_shape=(32, 32, 1), num_classes=4)
+    assert from_url.weights_report.fresh == {"predictions": "4 classes; the weights have 10"}
+    assert list(keras_cache.rglob("*tiny_patterns.weights.h5"))  # fetched once into the cache
+    with pytest.raises(ZooError, match="cannot fetch"):
+        zoo.create_model("lenet5", weights=f"file://{weights}#sha256={'0' * 64}")
+    with pytest.raises(ZooError, match="#sha256=<64 hex digits>"):
+        zoo.create_model("lenet5", weights=f"file://{weights}")
+
+
+def test_a_preset_may_name_a_url_instead_of_a_shipped_file(published, tmp_path, monkeypatch, keras_cache):
+    hosted = tmp_path / "hosted.weights.h5"
+    hosted.write_bytes((published[0] / "presets" / "tiny_patterns.weights.h5").read_bytes())
+    card = yaml.safe_load(published[1].read_text())
+    card["weights"] = {**card["weights"], "file": None, "url": f"file://{hosted}"}
+    (tmp_path / "catalogue").mkdir()
+    (tmp_path / "catalogue" / "tiny_patterns.yaml").write_text(yaml.safe_dump(card))
+    monkeypatch.setattr(presets, "PRESET_DIR", tmp_path / "catalogue")
+    model = zoo.create_model("lenet5", weights="tiny_patterns")
+    assert model.output_shape == (None, 10) and not model.weights_report.fresh

@@ -299,3 +299,21 @@ def test_steps_per_execution_must_divide_the_epoch_and_nothing_is_written(tmp_pa
                  "--set", f"data.data_dir={patterns_dir}")
     assert_one_line_error(result, "train.steps_per_execution: expected a divisor of the epoch's 6 steps")
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("setting, steps, distribute, expected", [
+    ("auto", 390, "none", 15), ("auto", 468, "none", 13), ("auto", 97, "none", 1), ("auto", 8, "none", 8),
+    (5, 390, "none", 5), ("auto", 390, "mirrored", 1), ("auto", 390, "multi_worker", 1), (1, 390, "mirrored", 1),
+])
+def test_steps_per_execution_resolves_to_a_divisor_and_to_one_under_a_strategy(setting, steps, distribute, expected):
+    from zoo.training.compile import resolve_steps_per_execution
+
+    assert resolve_steps_per_execution(setting, steps, distribute)[0] == expected
+
+
+def test_several_steps_per_call_under_mirrored_is_refused_before_training():
+    from zoo.common.errors import ConfigError
+    from zoo.training.compile import resolve_steps_per_execution
+
+    with pytest.raises(ConfigError, match="expected auto or 1 under train.distribute: mirrored"):
+        resolve_steps_per_execution(5, 390, "mirrored")

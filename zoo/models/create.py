@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 from zoo.common.errors import ZooError, describe_exception, unknown
 from zoo.models.builder import build_blocks, build_model
 from zoo.models.config import ModelConfig, load_model_config, shipped_model_configs
-from zoo.models.presets import Preset, PresetError, get_preset, is_preset
+from zoo.models.presets import (WEIGHTS_SUFFIX, Preset, PresetError, file_sha256, get_preset, is_preset,
+                                list_presets)
 
 if TYPE_CHECKING:
     import keras
@@ -69,8 +70,9 @@ def create_model(name: str | Path, *, weights: str | Path | None = None, num_cla
                  input_shape: tuple[int, int, int] | None = None, verbose: bool = True) -> "keras.Model":
     """A Keras model of the config `name` (a shipped model's name or a config path).
 
-    weights: a preset name (`zoo.list_presets()`), a run directory, or a `.keras` file; `imagenet` for
-      configs with a keras.applications twin. The input shape and class count default to the weights'.
+    weights: a preset name (`zoo.list_presets()`), a run directory, a `.keras` or `.weights.h5` file, an
+      http(s) or file URL to one with `#sha256=HEX`, or `imagenet` for configs with a keras.applications
+      twin. The input shape and class count default to the weights'.
     num_classes: another class count: the classifier starts fresh, every other layer is loaded.
     include_top: False ends the model at the last block before the head (global pooling, flatten,
       dense, dropout, classifier), as keras.applications does; `pooling` "avg" or "max" then adds
@@ -90,7 +92,7 @@ def create_model(name: str | Path, *, weights: str | Path | None = None, num_cla
     if weights is not None and str(weights) == "imagenet":
         config = load_model_config({**config.raw, "pretrained": "imagenet"}, config.source)
     elif weights is not None:
-        source = open_weights(weights)
+        source = open_weights(weights, config.with_overrides(input_shape) if input_shape else config)
         if input_shape is None and source.preprocessing:
             input_shape = (*source.preprocessing["image_size"], source.preprocessing["channels"])
         num_classes = num_classes or len(source.class_names or []) or int(source.model.output_shape[-1])
@@ -124,34 +126,80 @@ def create_model(name: str | Path, *, weights: str | Path | None = None, num_cla
     return model
 
 
-def open_weights(weights: str | Path) -> _Weights:
-    """The model holding `weights` (a preset name, a run directory or a .keras file), loaded safely."""
+SOURCES = "a preset, a run directory, a .keras or .weights.h5 file, or a URL#sha256=HEX of one"
+
+
+def open_weights(weights: str | Path, config: ModelConfig | None = None) -> _Weights:
+    """The model holding `weights`, loaded safely: a preset name, a run directory, a .keras file, a
+    .weights.h5 file (of `config`'s architecture), or an http(s)/file URL to one of those files with
+    `#sha256=HEX`, fetched once by Keras's `get_file`, checked and cached."""
     text = str(weights)
+    if "://" in text:
+        return open_weights(_fetch(text), config)
     path = Path(text)
     if is_preset(text) or ("/" not in text and not path.suffix and not path.exists()):
         return _open_preset(get_preset(text))  # an unknown name gets a did-you-mean
     if path.is_dir():
         if not (path / "model.keras").is_file():
-            raise WeightsError(f"weights: expected a preset, a run directory holding model.keras, or a .keras file; "
-                               f"received {path}, a directory without model.keras")
+            raise WeightsError(f"weights: expected {SOURCES}; received {path}, a directory without model.keras")
         path = path / "model.keras"
-    if path.suffix != ".keras" or not path.exists():
-        from zoo.models.presets import list_presets
-
+    if not path.is_file() or not (path.suffix == ".keras" or path.name.endswith(WEIGHTS_SUFFIX)):
         what = "no such file" if not path.exists() else f"a {path.suffix or 'suffix-less'} file"
-        raise WeightsError(f"weights: expected a preset ({', '.join(list_presets()) or 'none shipped'}), a run "
-                           f"directory or a .keras file; received {text!r} ({what})")
+        raise WeightsError(f"weights: expected {SOURCES} (presets: {', '.join(list_presets()) or 'none'}); "
+                           f"received {text!r} ({what})")
+    if path.name.endswith(WEIGHTS_SUFFIX):
+        return _open_weights_file(path, config)
     from zoo.models.saving import load_keras_model, read_metadata, why_unreadable
 
+    model = load_keras_model(path)
     try:
         metadata = read_metadata(path)
-        model = load_keras_model(path)
-    except Exception as error:  # a damaged file fails in zipfile, h5py or Keras, each its own way
+    except Exception as error:  # zipfile's errors, for an archive Keras could read
         raise WeightsError(f"weights: cannot read {path} ({why_unreadable(path, error)})") from None
     preprocessing = {k: metadata[k] for k in ("image_size", "channels", "mean", "std")} if metadata else None
-    from zoo.models.presets import file_sha256
-
     return _Weights(model, None, str(path), file_sha256(path), preprocessing, metadata.get("class_names"))
+
+
+def _fetch(url: str) -> Path:
+    """The file at `url` (which ends in #sha256=HEX), downloaded once into Keras's cache and checked."""
+    import keras
+
+    address, _, fragment = url.partition("#")
+    digest = fragment.removeprefix("sha256=")
+    if not fragment.startswith("sha256=") or len(digest) != 64:
+        raise WeightsError(f"weights: a URL needs its file's hash as #sha256=<64 hex digits>, received {url!r}")
+    name = address.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        return Path(keras.utils.get_file(f"{digest[:12]}-{name}", address, file_hash=digest,
+                                         cache_subdir="zoo_weights"))
+    except Exception as error:  # the download surfaces as URLError, HTTPError, OSError or ValueError (the hash)
+        raise WeightsError(f"weights: cannot fetch {address} ({describe_exception(error)})") from None
+
+
+def _open_weights_file(path: Path, config: ModelConfig | None) -> _Weights:
+    """A .weights.h5 file holds no architecture: it is read into `config`'s, with the class count and
+    input channels its classifier and first convolution were saved with."""
+    if config is None:
+        raise WeightsError(f"weights: {path} holds weights only; name the model it belongs to")
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as weights:
+            shapes = {name: weights[f"layers/{name}/vars/0"].shape for name in weights["layers"]
+                      if f"layers/{name}/vars/0" in weights}
+    except Exception as error:
+        raise WeightsError(f"weights: cannot read {path} ({describe_exception(error)})") from None
+    dense = sorted((name for name in shapes if name == "dense" or name.startswith("dense_")),
+                   key=lambda name: int(name.rpartition("_")[2]) if name != "dense" else 0)
+    classes = shapes[dense[-1]][-1] if dense else config.num_classes
+    channels = shapes["conv2d"][2] if "conv2d" in shapes else config.input_shape[2]
+    saved = config.with_overrides((*config.input_shape[:2], channels), classes)
+    model = build_model(saved)
+    try:
+        model.load_weights(path)
+    except Exception as error:
+        raise WeightsError(f"weights: {path} does not fit {config.name} ({describe_exception(error)})") from None
+    return _Weights(model, saved, str(path), file_sha256(path), None, None)
 
 
 def _open_preset(preset: Preset) -> _Weights:

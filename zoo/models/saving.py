@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from zoo.common.errors import describe_exception
+from zoo.common.errors import ZooError, describe_exception
 from zoo.models import layers  # noqa: F401  (registration of LocalResponseNormalization and ChannelZeroPad)
 
 METADATA = "zoo.json"
@@ -26,9 +26,22 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         return json.loads(archive.read(METADATA)) if METADATA in archive.namelist() else {}
 
 
+class KerasFileUnreadable(ZooError):
+    """A .keras file that is empty, truncated, damaged or unsafe; `reason` says which."""
+
+    def __init__(self, path: Path, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"cannot load {path}: {reason}")
+
+
 def load_keras_model(path: str | Path, compile: bool = False) -> keras.Model:
-    """A model from a .keras file; with `compile`, its optimizer state too (what resuming needs)."""
-    return keras.saving.load_model(Path(path), compile=compile)
+    """A model from a .keras file (in Keras's safe mode); with `compile`, its optimizer state too (what
+    resuming needs). A file that cannot be loaded is a KerasFileUnreadable saying why."""
+    path = Path(path)
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as error:  # a damaged file fails in zipfile, h5py or Keras, each its own way
+        raise KerasFileUnreadable(path, why_unreadable(path, error)) from None
 
 
 def why_unreadable(path: str | Path, error: Exception) -> str:

@@ -15,7 +15,7 @@ import keras
 
 from zoo.common import files
 from zoo.common.errors import ZooError
-from zoo.models.saving import load_keras_model, why_unreadable
+from zoo.models.saving import KerasFileUnreadable, load_keras_model
 from zoo.training import schedules  # noqa: F401  (registers the schedule a checkpoint's optimizer holds)
 
 DIRECTORY = "checkpoints"
@@ -62,8 +62,8 @@ def load_newest_checkpoint(run_dir: Path, at_most: int | None = None) -> tuple[i
             continue
         try:
             model = load_keras_model(path, compile=True)
-        except Exception as error:  # a damaged file fails in zipfile, h5py or Keras, each its own way
-            tried.append((path, why_unreadable(path, error)))
+        except KerasFileUnreadable as error:
+            tried.append((path, error.reason))
             continue
         for skipped, reason in tried:  # reported once one loads; if none does, the error lists them
             print(f"warning: {skipped} cannot be read ({reason}); resuming from {path.name}", file=sys.stderr)

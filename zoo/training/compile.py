@@ -66,6 +66,14 @@ def resolve_steps_per_execution(setting: str | int, steps_per_epoch: int, distri
     """
     if distribute == "multi_worker":
         return 1, "1 under multi_worker (the zoo's own strategy.run loop takes one step per call)"
+    if distribute != "none":
+        # Keras 3.15's several-steps loop fails under MirroredStrategy ("You must feed a value for
+        # placeholder tensor ..." in multi_step_on_iterator, seen with two logical CPUs).
+        if setting not in ("auto", 1):
+            raise ConfigError(f"expected auto or 1 under train.distribute: {distribute} (Keras's several-steps "
+                              f"loop fails under MirroredStrategy), received {setting}",
+                              key="train.steps_per_execution")
+        return 1, f"1 under train.distribute: {distribute} (Keras's several-steps loop fails under MirroredStrategy)"
     divisors = [n for n in range(1, steps_per_epoch + 1) if steps_per_epoch % n == 0]
     if setting == "auto":
         steps = max(n for n in divisors if n <= AUTO_STEPS_PER_EXECUTION)
