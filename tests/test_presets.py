@@ -176,3 +176,20 @@ def test_a_preset_may_name_a_url_instead_of_a_shipped_file(published, tmp_path, 
     monkeypatch.setattr(presets, "PRESET_DIR", tmp_path / "catalogue")
     model = zoo.create_model("lenet5", weights="tiny_patterns")
     assert model.output_shape == (None, 10) and not model.weights_report.fresh
+
+
+def test_other_input_channels_adapt_the_first_convolution():
+    grey = zoo.create_model("lenet5", weights="lenet5_mnist", verbose=False)
+    colour = zoo.create_model("lenet5", weights="lenet5_mnist", input_shape=(28, 28, 3), verbose=False)
+    assert colour.weights_report.adapted == {"conv1_conv": "1 -> 3 input channels (repeated and rescaled)"}
+    assert colour.preprocessing["channels"] == 3 and len(colour.preprocessing["mean"]) == 3
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(colour.predict(np.repeat(x, 3, axis=-1), verbose=0), grey.predict(x, verbose=0),
+                               atol=1e-5)  # a grey image in three channels gives the same answer
+    one = zoo.create_model("resnet20", weights="resnet20_cifar10", input_shape=(32, 32, 1), num_classes=5,
+                           verbose=False)
+    assert one.weights_report.adapted == {"conv1_conv": "3 -> 1 input channels (summed)"}
+    assert set(one.weights_report.fresh) == {"predictions"}
+    kernel = zoo.create_model("resnet20", weights="resnet20_cifar10", verbose=False).get_layer("conv1_conv").kernel
+    np.testing.assert_allclose(one.get_layer("conv1_conv").kernel.numpy(), kernel.numpy().sum(2, keepdims=True),
+                               atol=1e-6)

@@ -15,6 +15,8 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+import numpy as np
+
 from zoo.common.errors import ZooError, describe_exception, unknown
 from zoo.models.builder import build_blocks, build_model
 from zoo.models.config import ModelConfig, load_model_config, shipped_model_configs
@@ -40,9 +42,12 @@ class WeightsReport:
     sha256: str | None
     loaded: list[str]
     fresh: dict[str, str]  # layer -> why it starts from its initialisation
+    adapted: dict[str, str] = dataclasses.field(default_factory=dict)  # layer -> how it was adapted
 
     def describe(self) -> str:
         text = f"weights {self.source}: {len(self.loaded)} layers loaded"
+        if self.adapted:
+            text += "; adapted: " + "; ".join(f"{name} ({how})" for name, how in self.adapted.items())
         if self.fresh:
             text += "; started fresh: " + "; ".join(f"{name} ({why})" for name, why in self.fresh.items())
         return text
@@ -118,7 +123,8 @@ def create_model(name: str | Path, *, weights: str | Path | None = None, num_cla
     model.preprocessing, model.class_names = None, None
     if source is not None:
         model.weights_report = transfer_by_name(source, model, _head_layers(config))
-        model.preprocessing, model.class_names = source.preprocessing, source.class_names
+        model.preprocessing = _for_channels(source.preprocessing, config.input_shape[2])
+        model.class_names = source.class_names
         if model.class_names and len(model.class_names) != config.num_classes:
             model.class_names = None  # a new head's classes are the user's own
         if verbose:
@@ -127,6 +133,17 @@ def create_model(name: str | Path, *, weights: str | Path | None = None, num_cla
 
 
 SOURCES = "a preset, a run directory, a .keras or .weights.h5 file, or a URL#sha256=HEX of one"
+
+
+def _for_channels(preprocessing: dict[str, Any] | None, channels: int) -> dict[str, Any] | None:
+    """The weights' preprocessing for a model with `channels` inputs: mean and std averaged (to one
+    channel) or repeated (from one), as the first convolution was adapted."""
+    if not preprocessing or preprocessing["channels"] == channels:
+        return preprocessing
+
+    def fit(values: list[float]) -> list[float]:
+        return [float(np.mean(values))] * channels if len(values) != channels else list(values)
+    return {**preprocessing, "channels": channels, "mean": fit(preprocessing["mean"]), "std": fit(preprocessing["std"])}
 
 
 def open_weights(weights: str | Path, config: ModelConfig | None = None) -> _Weights:
@@ -217,11 +234,14 @@ def transfer_by_name(source: _Weights, target: "keras.Model", head: set[str]) ->
     """Copies each weighted layer of `target` from the layer of the same name in `source.model`.
 
     Every pair is checked before anything is copied. A head layer (the classifier) whose shapes
-    differ starts fresh, with the reason; any other missing layer or differing shape is an error
-    naming the layer and both shapes.
+    differ starts fresh, with the reason. The first convolution, when only its input channels
+    differ, is adapted as timm's `adapt_input_conv` does (summed over channels for 3 -> 1, repeated
+    and rescaled for 1 -> 3). Any other missing layer or differing shape is an error naming the
+    layer and both shapes.
     """
     by_name = {layer.name: layer for layer in source.model.layers if layer.weights}
-    pairs, fresh = [], {}
+    first = next((layer for layer in target.layers if layer.weights), None)
+    pairs, fresh, adapted = [], {}, {}
     for layer in target.layers:
         if not layer.weights:
             continue
@@ -233,17 +253,39 @@ def transfer_by_name(source: _Weights, target: "keras.Model", head: set[str]) ->
                 continue
             raise WeightsError(f"weights from {source.description} do not fit {target.name}: they have no layer "
                                f"{layer.name!r} (shapes {shapes}); a model of another architecture?")
+        values = theirs.get_weights()
         their_shapes = [tuple(w.shape) for w in theirs.weights]
-        if their_shapes != shapes:
+        if their_shapes != shapes and layer is first and _differ_in_input_channels(shapes, their_shapes):
+            values = [adapt_input_channels(values[0], shapes[0][2]), *values[1:]]
+            adapted[layer.name] = (f"{their_shapes[0][2]} -> {shapes[0][2]} input channels "
+                                   f"({'summed' if shapes[0][2] < their_shapes[0][2] else 'repeated and rescaled'})")
+        elif their_shapes != shapes:
             if layer.name in head:
                 fresh[layer.name] = (f"{shapes[0][-1]} classes; the weights have {their_shapes[0][-1]}")
                 continue
             raise WeightsError(f"weights from {source.description} do not fit {target.name}: layer {layer.name!r} "
                                f"has shapes {shapes} in the model, {their_shapes} in the weights")
-        pairs.append((layer, theirs))
-    for layer, theirs in pairs:
-        layer.set_weights(theirs.get_weights())
-    return WeightsReport(source.description, source.sha256, [layer.name for layer, _ in pairs], fresh)
+        pairs.append((layer, values))
+    for layer, values in pairs:
+        layer.set_weights(values)
+    return WeightsReport(source.description, source.sha256, [layer.name for layer, _ in pairs], fresh, adapted)
+
+
+def _differ_in_input_channels(shapes: list[tuple], theirs: list[tuple]) -> bool:
+    """A convolution kernel [h, w, in, out] that differs from `theirs` in `in` alone."""
+    return (len(shapes) == len(theirs) and len(shapes[0]) == 4 and shapes[1:] == theirs[1:]
+            and shapes[0][:2] + shapes[0][3:] == theirs[0][:2] + theirs[0][3:])
+
+
+def adapt_input_channels(kernel: np.ndarray, channels: int) -> np.ndarray:
+    """A conv kernel [h, w, in, out] for `channels` inputs (timm's adapt_input_conv): summed over its
+    inputs for one channel, else tiled to `channels` and scaled by in / channels, so an image whose
+    channels are alike gives the same response."""
+    have = kernel.shape[2]
+    if channels == 1:
+        return kernel.sum(axis=2, keepdims=True)
+    repeats = -(-channels // have)
+    return np.tile(kernel, (1, 1, repeats, 1))[:, :, :channels] * (have / channels)
 
 
 def _head_layers(config: ModelConfig) -> set[str]:
