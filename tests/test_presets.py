@@ -193,3 +193,29 @@ def test_other_input_channels_adapt_the_first_convolution():
     kernel = zoo.create_model("resnet20", weights="resnet20_cifar10", verbose=False).get_layer("conv1_conv").kernel
     np.testing.assert_allclose(one.get_layer("conv1_conv").kernel.numpy(), kernel.numpy().sum(2, keepdims=True),
                                atol=1e-6)
+
+
+def test_an_experiment_starts_from_weights_and_takes_their_normalisation(published, preset_dir, patterns_dir,
+                                                                          tmp_path):
+    overrides = [*SHORT, "train.epochs=1", f"data.data_dir={patterns_dir}", "model.weights=tiny_patterns",
+                 "data.mean=[0.0]", "data.std=[1.0]", "export.saved_model=false"]
+    summary = train(load_experiment(ROOT / "configs/experiments/default.yaml", overrides), tmp_path / "run")
+    record = summary["weights"]
+    assert record["source"] == "tiny_patterns" and record["sha256"] and len(record["loaded"]) == 5
+    assert record["fresh"] == {} and record["normalization"].startswith("data.mean/std are the weights' ([0.5]")
+    metadata = zoo.models.saving.read_metadata(tmp_path / "run" / "model.keras")
+    assert metadata["mean"] == [0.5] and metadata["std"] == [0.25]  # the artifacts normalise as trained
+
+
+def test_a_source_that_does_not_fit_stops_before_training_and_writes_nothing(published, tmp_path, patterns_dir):
+    import shutil
+
+    catalogue = tmp_path / "catalogue"
+    shutil.copytree(published[0] / "presets", catalogue)
+    args = ["train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),
+            *[f"--set={s}" for s in SHORT], f"--set=data.data_dir={patterns_dir}"]
+    assert_one_line_error(run(*args, "--set", "model.weights=lenet5_mnst"), "unknown preset 'lenet5_mnst'",
+                          "did you mean 'lenet5_mnist'")
+    result = run(*args, "--set", "model.base=resnet20", "--set", f"model.weights={published[0] / 'run'}")
+    assert_one_line_error(result, "layer 'conv1_conv' has shapes")
+    assert not (tmp_path / "run" / "config.yaml").exists()  # a corrected rerun is not "another configuration"

@@ -154,11 +154,13 @@ def _training_pipeline(split: Split, common: dict, input_context: tf.distribute.
 
 def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_size: int, seed: int = 0,
               steps_per_epoch: int | None = None, eval_steps: int | None = None,
-              train: bool = True) -> Data:
+              train: bool = True, normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> Data:
     """The training and evaluation pipelines for `config` (training omitted with `train=False`).
 
     Images are resized to `data.image_size`, else kept at the dataset's own size when it is fixed,
-    else resized to the model's input size.
+    else resized to the model's input size. `normalization` (mean, std), the one trained weights
+    carry, replaces `data.mean`/`data.std`, averaged to one channel or repeated from one to fit the
+    dataset's channels.
     """
     builder = dataset_builder(config)
     features = builder.info.features
@@ -170,10 +172,14 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
     fixed = all(isinstance(d, int) for d in image_shape[:2])
     image_size = config.image_size or (tuple(image_shape[:2]) if fixed else tuple(model_input_size))
     channels = image_shape[2]
-    if len(config.mean) not in (1, channels):
+    mean, std = config.mean, config.std
+    if normalization is not None:
+        mean, std = (values if len(values) in (1, channels) else (float(sum(values) / len(values)),)
+                     for values in normalization)
+    if len(mean) not in (1, channels):
         raise ZooError(f"data.mean: expected 1 or {channels} values for {channels}-channel images, "
-                       f"received {len(config.mean)}")
-    preprocessing = Preprocessing(tuple(image_size), channels, config.mean, config.std)
+                       f"received {len(mean)}")
+    preprocessing = Preprocessing(tuple(image_size), channels, tuple(mean), tuple(std))
     evaluation = load_split(builder, config, config.eval_split, training=False, seed=seed)
     full_eval_steps = math.ceil(evaluation.examples / batch_size)
     common = dict(config=config, preprocessing=preprocessing, num_classes=len(class_names), batch_size=batch_size,

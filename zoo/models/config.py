@@ -126,6 +126,7 @@ class _ModelFile:
     defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     keras_application: str | None = None
     pretrained: Literal["imagenet"] | None = None
+    weights: str | None = None  # trained weights to start from (zoo.models.create.open_weights); imagenet: pretrained
     description: str = ""
 
 
@@ -140,6 +141,7 @@ class ModelConfig:
     description: str
     source: str
     raw: dict[str, Any]  # the merged mapping, saved beside runs as the resolved config
+    weights: str | None = None  # a preset, run directory, .keras or .weights.h5 file, URL#sha256=..., or imagenet
 
     def with_overrides(self, input_shape: tuple[int, ...] | None = None,
                        num_classes: int | None = None) -> "ModelConfig":
@@ -198,13 +200,15 @@ def validate_model(raw: Mapping[str, Any], source: str) -> ModelConfig:
                 if name in seen:
                     raise ConfigError(f"block name {name!r} is used twice (also by {seen[name]})", key=spec.key)
                 seen[name] = spec.key
+        if top.weights == "imagenet":
+            top = dataclasses.replace(top, pretrained="imagenet", weights=None)
         if top.pretrained and not top.keras_application:
             raise ConfigError("pretrained weights need 'keras_application' (the model whose weights to load)",
                               key="pretrained")
     except ConfigError as error:
         raise error.located(source) from None
     return ModelConfig(top.name, tuple(top.input_shape), top.num_classes, layers, top.keras_application,
-                       top.pretrained, top.description, source, dict(raw))
+                       top.pretrained, top.description, source, dict(raw), top.weights)
 
 
 def load_model_config(config: "str | Path | Mapping[str, Any] | ModelConfig",

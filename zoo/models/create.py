@@ -93,6 +93,7 @@ def create_model(name: str | Path, *, weights: str | Path | None = None, num_cla
     if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
         raise ZooError(f"num_classes: expected a positive integer, received {num_classes!r}")
     config = load_model_config(name)
+    weights = weights if weights is not None else config.weights  # a config may name its own
     source = None
     if weights is not None and str(weights) == "imagenet":
         config = load_model_config({**config.raw, "pretrained": "imagenet"}, config.source)
@@ -122,7 +123,7 @@ def create_model(name: str | Path, *, weights: str | Path | None = None, num_cla
     model.weights_report = None
     model.preprocessing, model.class_names = None, None
     if source is not None:
-        model.weights_report = transfer_by_name(source, model, _head_layers(config))
+        model.weights_report = transfer_by_name(source, model, head_layers(config))
         model.preprocessing = _for_channels(source.preprocessing, config.input_shape[2])
         model.class_names = source.class_names
         if model.class_names and len(model.class_names) != config.num_classes:
@@ -288,7 +289,7 @@ def adapt_input_channels(kernel: np.ndarray, channels: int) -> np.ndarray:
     return np.tile(kernel, (1, 1, repeats, 1))[:, :, :channels] * (have / channels)
 
 
-def _head_layers(config: ModelConfig) -> set[str]:
+def head_layers(config: ModelConfig) -> set[str]:
     """The Keras layer names of the classifier blocks: those that change with the class count."""
     return {name for spec in config.layers if spec.type == "classifier" for name, _ in spec.expand()}
 

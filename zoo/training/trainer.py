@@ -33,6 +33,7 @@ from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
 from zoo.training.compile import (compile_model, make_loss, resolve_precision, resolve_steps_per_execution,
                                   resolve_xla)
 from zoo.training.distribute import Distribution, read_tf_config, resolve_distribution, stopping_if_a_worker_is_lost
+from zoo.training.initial_weights import load_into, open_initial_weights, weights_record
 from zoo.training.loop import fit_distributed
 from zoo.training.run_directory import read_state, run_directory
 
@@ -93,8 +94,10 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     xla, xla_reason = resolve_xla(config.xla, distribution.name)
     onednn, onednn_reason = onednn_setting()
     model_config = experiment.model_config()
+    weights = open_initial_weights(experiment)  # before the data: a bad source stops the run here
     data = load_data(experiment.data, model_input_size=model_config.input_shape[:2], batch_size=config.batch_size,
-                     seed=config.seed, steps_per_epoch=config.steps_per_epoch, eval_steps=config.eval_steps)
+                     seed=config.seed, steps_per_epoch=config.steps_per_epoch, eval_steps=config.eval_steps,
+                     normalization=weights.normalization if weights else None)
     # Seeded after the data is loaded: preparing a dataset on first use draws from TensorFlow's global
     # random state, and the first run on a fresh data_dir used to start from other weights than the rest.
     keras.utils.set_random_seed(config.seed)
@@ -103,7 +106,6 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     analysis = analyze(model_config)
     steps_per_execution, steps_reason = resolve_steps_per_execution(config.steps_per_execution, data.steps_per_epoch,
                                                                     distribution.name)
-    files.write_atomic(out_dir / "config.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
 
     scope = distribution.strategy.scope()  # variables and the optimizer are created per replica under it
     if state["epoch"] or saved_checkpoints(run_dir):
@@ -121,14 +123,19 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     else:
         with scope:
             model = build_model(model_config, sync_batch_norm=config.sync_batch_norm)
+            if weights:
+                load_into(model, weights, model_config, out_dir)
             compile_model(model, config, data.steps_per_epoch, xla, steps_per_execution)
     model.steps_per_execution = steps_per_execution  # a checkpoint restores the value it was saved with
+    # Written once everything that can refuse this experiment has accepted it: a refused one leaves no
+    # config.yaml behind that would make its corrected rerun "a different configuration".
+    files.write_atomic(out_dir / "config.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
     print(f"{experiment.name}: {model_config.name} ({analysis.params:,} parameters, {analysis.macs:,} MACs) on "
           f"{data.name} {data.preprocessing.image_size[0]}x{data.preprocessing.image_size[1]}x"
           f"{data.preprocessing.channels}, {data.num_classes} classes; {data.train_examples:,} training images, "
           f"{data.steps_per_epoch} steps of {config.batch_size} per epoch, {steps_per_execution} per call; "
-          f"xla: {'on' if xla else 'off'} ({xla_reason}); precision: {precision} ({precision_reason}); oneDNN: {'on' if onednn else 'off'} "
-          f"({onednn_reason})")
+          f"xla: {'on' if xla else 'off'} ({xla_reason}); precision: {precision} ({precision_reason}); "
+          f"oneDNN: {'on' if onednn else 'off'} ({onednn_reason})")
     print(distribution.describe())
 
     guard, throughput = DivergenceGuard(), Throughput(config.batch_size)
@@ -154,7 +161,8 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
 
     settings = {"xla": xla, "xla_reason": xla_reason, "precision": precision, "precision_reason": precision_reason,
                 "onednn": onednn, "onednn_reason": onednn_reason, "steps_per_execution": steps_per_execution,
-                "steps_per_execution_reason": steps_reason, "distribute": distribution.record()}
+                "steps_per_execution_reason": steps_reason, "distribute": distribution.record(),
+                "weights": weights_record(out_dir)}
     return finish(out_dir, experiment, model, data, state, analysis, settings, time.perf_counter() - started,
                   report=distribution.cluster.is_chief)
 
