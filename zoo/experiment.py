@@ -79,6 +79,9 @@ class TrainConfig:
     keep_checkpoints: PositiveInt = 2           # the last epochs' checkpoints kept, to resume if one is damaged
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"  # zoo.training.distribute
     sync_batch_norm: bool = False               # batch statistics over the global batch, not each replica's
+    freeze: str | None = None                   # a config layer (it and all before it) or all_but_head; frozen
+                                                # batch norm keeps its moving statistics (zoo.training.freezing)
+    freeze_epochs: PositiveInt | None = None    # frozen for the first N epochs, then everything trains on
 
     def __post_init__(self):
         if isinstance(self.xla, bool):  # YAML 1.1 reads an unquoted `on`/`off` as true/false

@@ -33,6 +33,7 @@ from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
 from zoo.training.compile import (compile_model, make_loss, resolve_precision, resolve_steps_per_execution,
                                   resolve_xla)
 from zoo.training.distribute import Distribution, read_tf_config, resolve_distribution, stopping_if_a_worker_is_lost
+from zoo.training.freezing import check_freeze, frozen_layer_names, frozen_now, set_frozen
 from zoo.training.initial_weights import load_into, open_initial_weights, weights_record
 from zoo.training.loop import fit_distributed
 from zoo.training.run_directory import read_state, run_directory
@@ -94,6 +95,7 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     xla, xla_reason = resolve_xla(config.xla, distribution.name)
     onednn, onednn_reason = onednn_setting()
     model_config = experiment.model_config()
+    check_freeze(config.freeze, config.freeze_epochs, config.epochs, model_config, distribution.name)
     weights = open_initial_weights(experiment)  # before the data: a bad source stops the run here
     data = load_data(experiment.data, model_input_size=model_config.input_shape[:2], batch_size=config.batch_size,
                      seed=config.seed, steps_per_epoch=config.steps_per_epoch, eval_steps=config.eval_steps,
@@ -125,7 +127,24 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
             model = build_model(model_config, sync_batch_norm=config.sync_batch_norm)
             if weights:
                 load_into(model, weights, model_config, out_dir)
+            set_frozen(model, frozen_layer_names(model, model_config, config.freeze)
+                       if frozen_now(0, config.freeze, config.freeze_epochs) else set())
             compile_model(model, config, data.steps_per_epoch, xla, steps_per_execution)
+    frozen = frozen_layer_names(model, model_config, config.freeze)
+
+    def enter_phase(epoch: int) -> None:
+        """The trainable flags for the epoch after `epoch`; a change needs a new optimizer (Keras builds
+        one for a fixed set of variables), whose step count carries the schedule on."""
+        freezing = frozen_now(epoch, config.freeze, config.freeze_epochs)
+        if set_frozen(model, frozen if freezing else set()):
+            iterations = int(model.optimizer.iterations.numpy())
+            with distribution.strategy.scope():  # a scope object is entered once; this is a new one
+                compile_model(model, config, data.steps_per_epoch, xla, steps_per_execution)
+                model.optimizer.iterations.assign(iterations)
+            print(f"epoch {epoch + 1}: {'froze' if freezing else 'unfroze'} {len(frozen)} layers (train.freeze: "
+                  f"{config.freeze}); the schedule continues at step {iterations}")
+
+    enter_phase(state["epoch"])  # a resumed run lands in the phase of its next epoch
     model.steps_per_execution = steps_per_execution  # a checkpoint restores the value it was saved with
     # Written once everything that can refuse this experiment has accepted it: a refused one leaves no
     # config.yaml behind that would make its corrected rerun "a different configuration".
@@ -149,10 +168,20 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
                         epochs=config.epochs, initial_epoch=state["epoch"], steps_per_epoch=data.steps_per_epoch,
                         eval_steps=data.eval_steps, eval_epochs=config.eval_epochs(), callbacks=callbacks,
                         verbose=verbose)
-    elif state["epoch"] < config.epochs:  # fit distributes the global batches itself under MirroredStrategy
-        model.fit(train_batches(None), epochs=config.epochs, initial_epoch=state["epoch"],
-                  steps_per_epoch=data.steps_per_epoch, validation_data=data.eval, validation_steps=data.eval_steps,
-                  validation_freq=config.eval_epochs(), callbacks=callbacks, shuffle=False, verbose=verbose)  # tf.data shuffles
+    else:  # fit distributes the global batches itself under MirroredStrategy
+        # One fit per phase: frozen epochs, then the rest (a run without freeze_epochs has one phase).
+        bounds = sorted({epoch for epoch in (state["epoch"], config.freeze_epochs or 0, config.epochs)
+                         if epoch >= state["epoch"]})
+        for start, end in zip(bounds, bounds[1:]):
+            if guard.diverged_at:
+                break
+            enter_phase(start)
+            model.steps_per_execution = steps_per_execution
+            batches = functools.partial(data.train, skip_batches=start * data.steps_per_epoch)
+            model.fit(batches(None), epochs=end, initial_epoch=start, steps_per_epoch=data.steps_per_epoch,
+                      validation_data=data.eval, validation_steps=data.eval_steps,
+                      validation_freq=config.eval_epochs(), callbacks=callbacks, shuffle=False,
+                      verbose=verbose)  # tf.data shuffles
     if guard.diverged_at:
         epoch, step = guard.diverged_at
         kept = f"the checkpoint of epoch {state['epoch']} is kept" if state["epoch"] else "no epoch had finished"
