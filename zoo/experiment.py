@@ -42,6 +42,9 @@ class DataConfig:
     cache: Literal["auto", "memory", "none"] = "auto"  # auto: decoded uint8 in memory when it fits
     shuffle_buffer: PositiveInt | None = None  # streaming only (in memory, every epoch is a full shuffle)
     bad_images: Literal["fail", "skip"] = "fail"  # a folder's unreadable files: stop before training, or leave out
+    classes: tuple[str, ...] | None = None   # keep these classes only, relabelled in this order
+    examples_per_class: PositiveInt | None = None  # the training split's first N images of each class
+    channels: Literal[1, 3] | None = None    # convert images to grey or RGB (a folder is read as RGB)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,7 @@ import tensorflow as tf
 from zoo.common.errors import ZooError
 from zoo.data.preprocess import Preprocessing
 from zoo.data.sources import Split, dataset_builder, load_split
+from zoo.data.sources import class_names as load_class_names
 from zoo.experiment import AugmentConfig, DataConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -168,10 +169,10 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
         raise ZooError(f"data: {builder.name} is not an image classification dataset "
                        f"(expected 'image' and 'label' features, received {', '.join(features)})")
     image_shape = tuple(features["image"].shape)
-    class_names = list(features["label"].names)
+    class_names = load_class_names(builder, config)
     fixed = all(isinstance(d, int) for d in image_shape[:2])
     image_size = config.image_size or (tuple(image_shape[:2]) if fixed else tuple(model_input_size))
-    channels = image_shape[2]
+    channels = config.channels or image_shape[2]
     mean, std = config.mean, config.std
     if normalization is not None:
         mean, std = (values if len(values) in (1, channels) else (float(sum(values) / len(values)),)

@@ -10,6 +10,19 @@ import dataclasses
 import tensorflow as tf
 
 
+def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
+    """uint8 [..., h, w, c] with c in 1, 3, 4 -> `channels` (1 or 3): alpha dropped, grey repeated,
+    colour to grey by the ITU-R 601 luma weights."""
+    have = image.shape[-1]
+    if have == 4:
+        image, have = image[..., :3], 3
+    if have == channels:
+        return image
+    if channels == 1:
+        return tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), tf.uint8)
+    return tf.image.grayscale_to_rgb(image)
+
+
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
     image_size: tuple[int, int]

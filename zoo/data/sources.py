@@ -17,6 +17,7 @@ from zoo.common import locks
 from zoo.common.errors import ZooError, unknown
 from zoo.common.quiet import native_stderr_silenced
 from zoo.data import image_check
+from zoo.data.preprocess import to_channels
 from zoo.experiment import DataConfig
 
 
@@ -97,14 +98,64 @@ def load_split(builder, config: DataConfig, split: str, *, training: bool, seed:
         unreadable_files = check_folder_split(builder, config, split)
         unreadable = len(unreadable_files)
         skipped = unreadable_files + check_unsupported_files(builder, config, split)
+    read = dict(split=split, as_supervised=True, shuffle_files=training, read_config=tfds.ReadConfig(shuffle_seed=seed))
     try:
         examples = builder.info.splits[split].num_examples - unreadable
-        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=training,
-                                     read_config=tfds.ReadConfig(shuffle_seed=seed))
+        dataset = builder.as_dataset(**read)
     except (KeyError, ValueError, AssertionError) as error:
         raise ZooError(f"data: cannot read split {split!r} of {builder.name} "
                        f"(splits: {', '.join(builder.info.splits)}): {str(error).splitlines()[0][:160]}") from None
+    if config.channels:
+        dataset = dataset.map(lambda image, label: (to_channels(image, config.channels), label))
+    if config.classes or (training and config.examples_per_class):
+        dataset, examples = _select(builder, config, read, dataset, training)
     return Split(split, examples, dataset, skipped)
+
+
+def class_names(builder, config: DataConfig) -> list[str]:
+    """The classes a run trains on: `data.classes` in their order, else the dataset's (checked: an
+    unknown one is one line listing those the dataset has)."""
+    names = list(builder.info.features["label"].names)
+    for name in config.classes or ():
+        if name not in names:
+            raise ZooError(f"data.classes: {unknown(f'class of {builder.name}', name, names)}")
+    if config.classes and len(set(config.classes)) != len(config.classes):
+        raise ZooError(f"data.classes: expected each class once, received {list(config.classes)}")
+    return list(config.classes) if config.classes else names
+
+
+def _select(builder, config: DataConfig, read: dict, dataset: tf.data.Dataset, training: bool):
+    """`dataset` with only `data.classes` (relabelled in their order) and, in a training split, the first
+    `data.examples_per_class` of each class in reading order (deterministic: the same seed reads the
+    files in the same order); and how many examples remain. The labels are read once, images undecoded."""
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    names = list(builder.info.features["label"].names)
+    wanted = class_names(builder, config)
+    new_label = np.full(len(names), -1, np.int64)
+    new_label[[names.index(name) for name in wanted]] = np.arange(len(wanted))
+    undecoded = builder.as_dataset(**{**read, "as_supervised": False},
+                                   decoders={"image": tfds.decode.SkipDecoding()})
+    labels = new_label[np.fromiter((int(x) for x in undecoded.map(lambda example: example["label"])
+                                    .as_numpy_iterator()), np.int64)]
+    keep = labels >= 0
+    if training and config.examples_per_class:
+        counts = np.bincount(labels[keep], minlength=len(wanted))
+        short = [(wanted[i], int(count)) for i, count in enumerate(counts) if count < config.examples_per_class]
+        if short:
+            name, count = short[0]
+            raise ZooError(f"data.examples_per_class: expected at most {count} (class {name!r} has {count} images in "
+                           f"split {read['split']!r}), received {config.examples_per_class}")
+        rank = np.zeros_like(labels)
+        for label in range(len(wanted)):
+            where = np.flatnonzero(labels == label)
+            rank[where] = np.arange(len(where))
+        keep &= rank < config.examples_per_class
+    mask, table = tf.constant(keep), tf.constant(np.maximum(new_label, 0))
+    selected = (dataset.enumerate().filter(lambda index, example: mask[index])
+                .map(lambda index, example: (example[0], tf.gather(table, example[1]))))
+    return selected, int(keep.sum())
 
 
 def check_unsupported_files(builder, config: DataConfig, split: str) -> tuple[str, ...]:

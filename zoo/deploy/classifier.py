@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from zoo.common.errors import ZooError, describe_exception
 from zoo.data.image_check import op_error_message
-from zoo.data.preprocess import Preprocessing
+from zoo.data.preprocess import Preprocessing, to_channels
 from zoo.deploy.formats import open_artifact, run_artifacts
 
 IMAGE_FORMATS = "PNG, JPEG, GIF or BMP"
@@ -52,18 +52,6 @@ class Classifier:
         """The k most probable (class name, probability) of each row, most probable first."""
         order = np.argsort(-probabilities, axis=1)[:, :k]
         return [[(self.class_names[i], float(row[i])) for i in ranks] for row, ranks in zip(probabilities, order)]
-
-
-def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
-    """uint8 [h, w, c] with c in 1, 3, 4 -> `channels` (1 or 3): alpha dropped, grey repeated or averaged."""
-    have = image.shape[-1]
-    if have == 4:
-        image, have = image[..., :3], 3
-    if have == channels:
-        return image
-    if channels == 1:
-        return tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))), tf.uint8)
-    return tf.image.grayscale_to_rgb(image)
 
 
 def decode_file(path: Path, channels: int) -> np.ndarray:

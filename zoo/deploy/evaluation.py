@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from zoo.common import files
 from zoo.common.errors import ZooError
+from zoo.data.sources import class_names as dataset_class_names
 from zoo.data.sources import dataset_builder, load_split
 from zoo.deploy.artifact import Artifact
 from zoo.deploy.formats import format_of, open_artifact, run_artifacts
@@ -83,12 +84,12 @@ def evaluate(target: str | Path, *, format: str | None = None, data: str | None 
     if split is None:
         split = config.eval_split if data is None else "test"
     builder = dataset_builder(config)
-    class_names = list(builder.info.features["label"].names)
+    class_names = dataset_class_names(builder, config)
     expected = artifact.metadata.get("class_names")
     if expected and len(expected) != len(class_names):
         raise ZooError(f"the model has {len(expected)} classes, the dataset {builder.name} has {len(class_names)}")
     preprocessing = artifact.preprocessing
-    channels = builder.info.features["image"].shape[-1]
+    channels = config.channels or builder.info.features["image"].shape[-1]
     if preprocessing is not None and channels != preprocessing.channels:
         raise ZooError(f"the model takes {preprocessing.channels}-channel images, the dataset {builder.name} has "
                        f"{channels}-channel ones")
