@@ -16,6 +16,7 @@ import functools
 import statistics
 import sys
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,7 +26,7 @@ from zoo.common.errors import ZooError, exits_cleanly, unknown  # noqa: E402
 from zoo.common.quiet import import_tensorflow_quietly  # noqa: E402
 
 
-def build(model: str) -> dict[str, callable]:
+def build(model: str) -> dict[str, Callable[[], float]]:
     """Row label -> one repetition (images/s); every row built and warmed up."""
     import os
 

@@ -171,3 +171,16 @@ def test_grad_cam_errors(run_dir, tmp_path):
         visualize(run_dir, out_dir=tmp_path, grad_cam=True, layer="flatten")
     with pytest.raises(ZooError, match="--image: expected an image file to show lenet5_mnist"):
         visualize("lenet5_mnist", out_dir=tmp_path)
+
+
+def test_grad_cam_of_a_mixed_precision_model():
+    from zoo.studies.grad_cam import class_activation_map, last_spatial_layer
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_model("lenet5")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    image = np.random.default_rng(0).random((1, 28, 28, 1), dtype=np.float32)
+    cam = class_activation_map(model, image, 3, last_spatial_layer(model))
+    assert cam.dtype == np.float32 and cam.ndim == 2 and np.isfinite(cam).all()

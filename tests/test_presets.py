@@ -140,6 +140,14 @@ def test_presets_and_publish_commands(published, tmp_path):
                           "expected a finished run with summary.json", "missing: summary.json")
     assert_one_line_error(run("-m", "zoo", "publish", str(published[0] / "run"), "--name", "2x"),
                           "--name: expected letters")
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    for name in ("summary.json", "config.yaml"):
+        (incomplete / name).write_text((published[0] / "run" / name).read_text())
+    keras.Model(*(lambda x: (x, keras.layers.Dense(2)(x)))(keras.Input((3,)))).save(incomplete / "model.keras")
+    assert_one_line_error(run("-m", "zoo", "publish", str(incomplete), "--name", "x", "--out", str(tmp_path / "out")),
+                          "missing model.keras metadata: data")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ TensorFlow is imported only when a model is built, so inspecting configs stays f
 the package first turns TensorFlow's oneDNN kernels on where they win and TensorFlow leaves them
 off (zoo.common.cpu), so every entry point and the Python API train at the same speed.
 """
+from typing import TYPE_CHECKING
+
 from zoo.common.cpu import configure_onednn
 
 configure_onednn()
@@ -13,10 +15,13 @@ from zoo.models.config import load_model_config  # noqa: E402
 from zoo.models.create import create_model, list_models  # noqa: E402
 from zoo.models.presets import get_preset, list_presets  # noqa: E402
 
+if TYPE_CHECKING:
+    from zoo.deploy.classifier import Classifier
+
 __all__ = ["build_model", "create_model", "get_preset", "list_models", "list_presets", "load", "load_model_config"]
 
 
-def load(source: str):
+def load(source: str) -> "Classifier":
     """A preset, a run directory or an artifact (SavedModel, .keras, .tflite, .onnx), ready for uint8
     images of any size: `load(SOURCE).predict(images)` -> probabilities; `.class_names`, `.top_k`."""
     from zoo.common.quiet import import_tensorflow_quietly

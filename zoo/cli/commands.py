@@ -102,7 +102,7 @@ def presets_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def yaml_dump(data) -> str:
+def yaml_dump(data: object) -> str:
     import yaml
 
     return yaml.safe_dump(data, sort_keys=False, width=110).rstrip()

@@ -31,7 +31,7 @@ class Cpu:
     flags: frozenset[str]
 
     @property
-    def bfloat16_units(self) -> set[str]:
+    def bfloat16_units(self) -> frozenset[str]:
         """The bfloat16 hardware: a subset of {"avx512_bf16", "amx_bf16"}."""
         return self.flags & set(BFLOAT16_UNITS)
 

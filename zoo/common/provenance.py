@@ -20,11 +20,15 @@ def command_line() -> str:
 def source_commit() -> str | None:
     """The git commit of the zoo's checkout, suffixed `-dirty` when tracked files differ from it;
     None for an installed package or a machine without git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(SOURCE_DIR), *args], capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+
     try:
-        head = subprocess.run(["git", "-C", str(SOURCE_DIR), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        changed = subprocess.run(["git", "-C", str(SOURCE_DIR), "status", "--porcelain", "--untracked-files=no"],
-                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != SOURCE_DIR:
+            return None  # installed inside some other repository: its commit is not the zoo's
+        head = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}-dirty" if changed else head

@@ -155,13 +155,11 @@ def _training_pipeline(split: Split, common: dict, input_context: tf.distribute.
 
 def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_size: int, seed: int = 0,
               steps_per_epoch: int | None = None, eval_steps: int | None = None,
-              train: bool = True, normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> Data:
+              train: bool = True) -> Data:
     """The training and evaluation pipelines for `config` (training omitted with `train=False`).
 
     Images are resized to `data.image_size`, else kept at the dataset's own size when it is fixed,
-    else resized to the model's input size. `normalization` (mean, std), the one trained weights
-    carry, replaces `data.mean`/`data.std`, averaged to one channel or repeated from one to fit the
-    dataset's channels.
+    else resized to the model's input size.
     """
     builder = dataset_builder(config)
     features = builder.info.features
@@ -174,9 +172,6 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
     image_size = config.image_size or (tuple(image_shape[:2]) if fixed else tuple(model_input_size))
     channels = config.channels or image_shape[2]
     mean, std = config.mean, config.std
-    if normalization is not None:
-        mean, std = (values if len(values) in (1, channels) else (float(sum(values) / len(values)),)
-                     for values in normalization)
     if len(mean) not in (1, channels):
         raise ZooError(f"data.mean: expected 1 or {channels} values for {channels}-channel images, "
                        f"received {len(mean)}")
@@ -186,6 +181,9 @@ def load_data(config: DataConfig, *, model_input_size: tuple[int, int], batch_si
     common = dict(config=config, preprocessing=preprocessing, num_classes=len(class_names), batch_size=batch_size,
                   seed=seed)
     eval_pipeline = pipeline(evaluation, training=False, **common)
+    if eval_steps and eval_steps < full_eval_steps:
+        # Exactly the batches asked for: with N steps per call, Keras would otherwise run up to N-1 more.
+        eval_pipeline = eval_pipeline.take(eval_steps)
     train_pipeline, train_examples, steps = None, 0, 0
     skipped = {evaluation.name: evaluation.skipped} if evaluation.skipped else {}
     training = load_split(builder, config, config.train_split, training=True, seed=seed) if train else None

@@ -98,7 +98,11 @@ def load_split(builder, config: DataConfig, split: str, *, training: bool, seed:
         unreadable_files = check_folder_split(builder, config, split)
         unreadable = len(unreadable_files)
         skipped = unreadable_files + check_unsupported_files(builder, config, split)
-    read = dict(split=split, as_supervised=True, shuffle_files=training, read_config=tfds.ReadConfig(shuffle_seed=seed))
+    selecting = bool(config.classes or (training and config.examples_per_class))
+    # A selection is by position in the split, so the files are read in their fixed order (the folder
+    # reader shuffles without a seed otherwise); the pipeline shuffles the examples themselves anyway.
+    read = dict(split=split, as_supervised=True, shuffle_files=training and not selecting,
+                read_config=tfds.ReadConfig(shuffle_seed=seed))
     try:
         examples = builder.info.splits[split].num_examples - unreadable
         dataset = builder.as_dataset(**read)
@@ -107,7 +111,7 @@ def load_split(builder, config: DataConfig, split: str, *, training: bool, seed:
                        f"(splits: {', '.join(builder.info.splits)}): {str(error).splitlines()[0][:160]}") from None
     if config.channels:
         dataset = dataset.map(lambda image, label: (to_channels(image, config.channels), label))
-    if config.classes or (training and config.examples_per_class):
+    if selecting:
         dataset, examples = _select(builder, config, read, dataset, training)
     return Split(split, examples, dataset, skipped)
 
@@ -126,8 +130,9 @@ def class_names(builder, config: DataConfig) -> list[str]:
 
 def _select(builder, config: DataConfig, read: dict, dataset: tf.data.Dataset, training: bool):
     """`dataset` with only `data.classes` (relabelled in their order) and, in a training split, the first
-    `data.examples_per_class` of each class in reading order (deterministic: the same seed reads the
-    files in the same order); and how many examples remain. The labels are read once, images undecoded."""
+    `data.examples_per_class` of each class in the split's fixed reading order; and how many examples
+    remain. The labels are read once, images undecoded; the kept positions are also checked against
+    each example's own label, so a reordered read could drop examples but never mislabel one."""
     import numpy as np
     import tensorflow_datasets as tfds
 
@@ -152,8 +157,9 @@ def _select(builder, config: DataConfig, read: dict, dataset: tf.data.Dataset, t
             where = np.flatnonzero(labels == label)
             rank[where] = np.arange(len(where))
         keep &= rank < config.examples_per_class
-    mask, table = tf.constant(keep), tf.constant(np.maximum(new_label, 0))
-    selected = (dataset.enumerate().filter(lambda index, example: mask[index])
+    mask, table = tf.constant(keep), tf.constant(new_label)
+    selected = (dataset.enumerate()
+                .filter(lambda index, example: tf.logical_and(mask[index], tf.gather(table, example[1]) >= 0))
                 .map(lambda index, example: (example[0], tf.gather(table, example[1]))))
     return selected, int(keep.sum())
 

@@ -92,7 +92,7 @@ def _preset_classifier(name: str) -> Classifier:
     from zoo.models.presets import get_preset
 
     preset = get_preset(name)
-    model = create_model(preset.model_config.name, weights=name, verbose=False)
+    model = create_model(preset.model_config, weights=name, verbose=False)
     preprocessing = Preprocessing.from_json(preset.preprocessing)
     model_call = tf.function(lambda x: model(preprocessing.normalize(x), training=False), reduce_retracing=True)
 

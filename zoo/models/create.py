@@ -70,10 +70,10 @@ def list_models() -> list[str]:
     return [path.stem for path in shipped_model_configs()]
 
 
-def create_model(name: str | Path, *, weights: str | Path | None = None, num_classes: int | None = None,
+def create_model(name: "str | Path | ModelConfig", *, weights: str | Path | None = None, num_classes: int | None = None,
                  include_top: bool = True, pooling: str | None = None, features: Sequence[str] | None = None,
                  input_shape: tuple[int, int, int] | None = None, verbose: bool = True) -> "keras.Model":
-    """A Keras model of the config `name` (a shipped model's name or a config path).
+    """A Keras model of the config `name` (a shipped model's name, a config path, a mapping or a ModelConfig).
 
     weights: a preset name (`zoo.list_presets()`), a run directory, a `.keras` or `.weights.h5` file, an
       http(s) or file URL to one with `#sha256=HEX`, or `imagenet` for configs with a keras.applications

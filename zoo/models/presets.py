@@ -16,7 +16,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from zoo.common.errors import ZooError, unknown
+from zoo.common.errors import ZooError, describe_exception, unknown
 from zoo.common.yamlfiles import load_yaml
 from zoo.models.config import ModelConfig, validate_model
 
@@ -65,7 +65,7 @@ class Preset:
                                                  file_hash=weights["sha256"], cache_subdir="zoo_presets"))
             except Exception as error:  # the download surfaces as URLError, HTTPError, OSError or ValueError
                 raise PresetError(f"preset {self.name!r}: cannot fetch {weights['url']} "
-                                  f"({error.__class__.__name__}: {str(error).splitlines()[0][:160]})") from None
+                                  f"({describe_exception(error)})") from None
         else:
             path = self.card_path.parent / weights["file"]
             if not path.is_file():

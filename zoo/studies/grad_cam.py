@@ -51,15 +51,14 @@ def class_activation_map(model: "keras.Model", inputs: np.ndarray, class_index: 
     logits_from_input = isinstance(head, keras.layers.Dense)
     probe = keras.Model(model.input, [layer.output, head.input if logits_from_input else model.output])
     with tf.GradientTape() as tape:
-        maps, last = probe(tf.constant(inputs), training=False)
-        maps = tf.cast(maps, tf.float32)
-        tape.watch(maps)
+        maps, last = probe(tf.constant(inputs), training=False)  # bfloat16 maps under mixed precision
         if logits_from_input:  # the class's logit: the softmax would flatten the gradient of a confident class
             logits = tf.matmul(tf.cast(last, tf.float32), tf.cast(head.kernel, tf.float32))
             score = logits[:, class_index] + (tf.cast(head.bias[class_index], tf.float32) if head.use_bias else 0.0)
         else:
             score = tf.math.log(tf.cast(last, tf.float32)[:, class_index] + 1e-12)
-    gradients = tape.gradient(score, maps)
+    gradients = tf.cast(tape.gradient(score, maps), tf.float32)
+    maps = tf.cast(maps, tf.float32)
     weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))[0].numpy()
     return cam / cam.max() if cam.max() > 0 else cam

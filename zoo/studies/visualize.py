@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from zoo.common import files
-from zoo.common.errors import ZooError, unknown
+from zoo.common.errors import ZooError, did_you_mean, unknown
 
 if TYPE_CHECKING:
     import keras
@@ -121,22 +121,24 @@ class Opened:
 def open_source(source: str | Path) -> Opened:
     """A run directory's trained model and experiment, or a preset's model."""
     from zoo.data.preprocess import Preprocessing
-    from zoo.models.presets import get_preset, is_preset
+    from zoo.models.presets import get_preset, is_preset, list_presets
 
     if is_preset(str(source)):
         from zoo.models.create import create_model
 
         preset = get_preset(str(source))
-        model = create_model(preset.model_config.name, weights=preset.name, verbose=False)
+        model = create_model(preset.model_config, weights=preset.name, verbose=False)
         return Opened(model, Preprocessing.from_json(preset.preprocessing), preset.class_names,
                       [name for spec in preset.model_config.layers for name, _ in spec.expand()])
-    from zoo.deploy.saved_model import read_metadata
+    from zoo.models.saving import read_metadata
 
     run_dir = Path(source)
+    if not run_dir.exists() and did_you_mean(str(source), list_presets()):
+        get_preset(str(source))  # a mistyped preset name: one line with its did-you-mean
     model, experiment = load_run(run_dir)
     height, width, channels = model.input_shape[1:]
     preprocessing = Preprocessing((height, width), channels, experiment.data.mean, experiment.data.std)
-    class_names = read_metadata(run_dir / "saved_model").get("class_names")
+    class_names = read_metadata(run_dir / "model.keras").get("class_names")
     return Opened(model, preprocessing, class_names, block_names(experiment), run_dir, experiment)
 
 

@@ -7,8 +7,8 @@ the learning-rate schedule, continues where it was (the head's momentum starts a
 
 A frozen layer is Keras's `trainable = False`: its weights get no updates, and its batch
 normalisation runs in inference mode, normalising with its moving statistics and never updating
-them, which is what keeps a frozen backbone's statistics intact (the mistake keras-team/keras
-PR #9965 fixed). The flags are saved in every checkpoint, and a resumed run sets them for the phase
+them, which is what keeps a frozen backbone's statistics intact (the problem keras-team/keras
+PR #9965 describes). The flags are saved in every checkpoint, and a resumed run sets them for the phase
 its next epoch is in.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import keras
 
 from zoo.common.errors import ConfigError, unknown
 from zoo.models.config import ModelConfig
+from zoo.models.create import head_layers
 
 ALL_BUT_HEAD = "all_but_head"
 
@@ -27,6 +28,9 @@ def check_freeze(setting: str | None, freeze_epochs: int | None, epochs: int, co
     names = [spec.name for spec in config.layers]
     if setting is not None and setting != ALL_BUT_HEAD and setting not in names:
         raise ConfigError(unknown(f"layer of {config.name}", setting, [*names, ALL_BUT_HEAD]), key="train.freeze")
+    if setting == names[-1] or (setting == ALL_BUT_HEAD and not head_layers(config)):
+        raise ConfigError(f"{setting} would freeze every layer of {config.name} (nothing would train); expected "
+                          "a layer before its last", key="train.freeze")
     if freeze_epochs is not None and setting is None:
         raise ConfigError("expected train.freeze (what to freeze for those epochs), received none",
                           key="train.freeze_epochs")
@@ -44,7 +48,7 @@ def frozen_layer_names(model: keras.Model, config: ModelConfig, setting: str | N
     all but the classifier's."""
     if setting is None:
         return set()
-    head = {name for spec in config.layers if spec.type == "classifier" for name, _ in spec.expand()}
+    head = head_layers(config)
     if setting == ALL_BUT_HEAD:
         return {layer.name for layer in model.layers if _owner(layer.name, _blocks(config)) not in head}
     upto = [spec.name for spec in config.layers].index(setting)

@@ -8,7 +8,8 @@ normalisation the user set that differs is kept, with a warning. A fresh run loa
 layer name into its model (zoo.models.create.transfer_by_name: only a classifier of another class
 count starts fresh, a first convolution of other input channels is adapted) and records what it
 loaded in the run directory's weights.json, which summary.json repeats. A resumed run takes its
-weights from its checkpoint, and its normalisation from the same source again.
+weights from its checkpoint; its source is opened again (to resolve the same experiment), so it
+must still be there.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Any
 import keras
 
 from zoo.common import files
+from zoo.data.sources import dataset_builder
 from zoo.experiment import DataConfig, Experiment
 from zoo.models.config import ModelConfig
 from zoo.models.create import head_layers, open_weights, transfer_by_name
@@ -32,30 +34,38 @@ DEFAULT_NORMALIZATION = (DataConfig.mean, DataConfig.std)
 @dataclasses.dataclass(frozen=True)
 class InitialWeights:
     source: Any  # zoo.models.create's opened weights
-    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None  # (mean, std) to train with, or None
-    note: str
+    note: str  # where the run's normalisation comes from
 
 
-def open_initial_weights(experiment: Experiment) -> InitialWeights | None:
-    """The experiment's `model.weights`, opened, with the normalisation the run should use."""
+def open_initial_weights(experiment: Experiment) -> tuple[Experiment, InitialWeights | None]:
+    """The experiment's `model.weights`, opened, and the experiment with the normalisation to train
+    with: the weights' (fitted to the data's channels) where it sets none. That experiment is the
+    one config.yaml records, so `export` and `visualize` normalise as the run did."""
     model_config = experiment.model_config()
     if not model_config.weights:
-        return None
+        return experiment, None
     source = open_weights(model_config.weights, model_config)
     theirs = source.preprocessing
     ours = (tuple(experiment.data.mean), tuple(experiment.data.std))
     if not theirs:
-        return InitialWeights(source, None, "the weights carry no normalisation: data.mean/std as set")
-    weights_normalization = (tuple(theirs["mean"]), tuple(theirs["std"]))
+        return experiment, InitialWeights(source, "the weights carry no normalisation: data.mean/std as set")
     if ours == DEFAULT_NORMALIZATION:
-        return InitialWeights(source, weights_normalization,
-                              f"data.mean/std are the weights' ({list(theirs['mean'])}, {list(theirs['std'])}), "
-                              "as the experiment sets none")
-    if ours != weights_normalization:
+        channels = experiment.data.channels or dataset_builder(experiment.data).info.features["image"].shape[-1]
+        mean, std = (_fit(values, channels) for values in (theirs["mean"], theirs["std"]))
+        data = dataclasses.replace(experiment.data, mean=mean, std=std)
+        return (dataclasses.replace(experiment, data=data),
+                InitialWeights(source, f"data.mean/std are the weights' ({list(mean)}, {list(std)}), as the "
+                                       "experiment sets none"))
+    if ours != (tuple(theirs["mean"]), tuple(theirs["std"])):
         print(f"warning: data.mean/std {list(ours[0])}, {list(ours[1])} differ from the normalisation the weights "
               f"were trained with ({list(theirs['mean'])}, {list(theirs['std'])}); the experiment's are used",
               file=sys.stderr)
-    return InitialWeights(source, None, "data.mean/std as set by the experiment")
+    return experiment, InitialWeights(source, "data.mean/std as set by the experiment")
+
+
+def _fit(values: list[float], channels: int) -> tuple[float, ...]:
+    """Per-channel values for `channels` channels: as they are, or averaged to one (3 -> 1 channel)."""
+    return tuple(values) if len(values) in (1, channels) else (float(sum(values) / len(values)),)
 
 
 def load_into(model: keras.Model, weights: InitialWeights, model_config: ModelConfig, run_dir: Path) -> dict:

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import json
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from zoo.common import files
-from zoo.common.errors import ZooError
+from zoo.common.errors import ZooError, describe_exception
 from zoo.common.yamlfiles import load_yaml
-from zoo.experiment import experiment_from_mapping
+from zoo.experiment import Experiment, experiment_from_mapping
 from zoo.models.analysis import analyze
+from zoo.models.config import ModelConfig
 from zoo.models.presets import MAX_SHIPPED_BYTES, PRESET_DIR, WEIGHTS_SUFFIX, file_sha256
 from zoo.models.saving import load_keras_model, read_metadata
 
 NAME_PATTERN = "letters, digits and '_', starting with a letter"
+SUMMARY_KEYS = ("input_shape", "num_classes", "dataset", "experiment", "epochs", "metrics")
+METADATA_KEYS = ("data", "class_names", "image_size", "channels", "mean", "std")
 
 
 def publish(run_dir: str | Path, name: str, *, description: str | None = None,
@@ -38,22 +42,42 @@ def publish(run_dir: str | Path, name: str, *, description: str | None = None,
                        f"(export.keras: true); missing: {', '.join(missing)}")
     from zoo.deploy.evaluation import evaluate
 
-    summary = json.loads((run_dir / "summary.json").read_text())
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        metadata = read_metadata(run_dir / "model.keras")
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ZooError(f"{run_dir}: expected a finished run's summary.json and a model.keras with the zoo's "
+                       f"metadata; cannot read them ({describe_exception(error)})") from None
+    missing = [f"summary.json: {key}" for key in SUMMARY_KEYS if key not in summary] + \
+        [f"model.keras metadata: {key}" for key in METADATA_KEYS if key not in metadata]
+    if missing:
+        raise ZooError(f"{run_dir}: expected a run the zoo finished; missing {', '.join(missing)}")
     experiment = experiment_from_mapping(load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"), run_dir)
     model_config = experiment.model_config().with_overrides(tuple(summary["input_shape"]), summary["num_classes"])
-    metadata = read_metadata(run_dir / "model.keras")
     model = load_keras_model(run_dir / "model.keras")
     with tempfile.TemporaryDirectory() as scratch:
         result = evaluate(run_dir, format="keras", out_dir=scratch)
     weights_path = directory / f"{name}{WEIGHTS_SUFFIX}"
     directory.mkdir(parents=True, exist_ok=True)
     staging = files.staging_path(weights_path)
-    model.save_weights(staging)
-    size = staging.stat().st_size
-    if size > MAX_SHIPPED_BYTES:
-        staging.unlink()
-        raise ZooError(f"{name}{WEIGHTS_SUFFIX} would be {size / 1e6:.2f} MB, over the {MAX_SHIPPED_BYTES / 2**20:.0f} "
-                       "MB a preset shipped in the package may be; host it and name its url in the card instead")
+    try:
+        model.save_weights(staging)
+        size = staging.stat().st_size
+        if size > MAX_SHIPPED_BYTES:
+            raise ZooError(f"{name}{WEIGHTS_SUFFIX} would be {size / 1e6:.2f} MB, over the "
+                           f"{MAX_SHIPPED_BYTES / 2**20:.0f} MB a preset shipped in the package may be; host it and "
+                           "name its url in the card instead")
+        card_path = _install(staging, weights_path, _card(name, description, run_dir, summary, metadata, result,
+                                                          experiment, model_config, weights_path, staging, size))
+    finally:
+        files.remove(staging)  # gone once installed; a failure leaves nothing half-written behind
+    return card_path
+
+
+def _card(name: str, description: str | None, run_dir: Path, summary: dict, metadata: dict, result: dict,
+          experiment: Experiment, model_config: ModelConfig, weights_path: Path, staging: Path,
+          size: int) -> dict[str, Any]:
+    """The model card: everything presets.CARD_KEYS names, from the run's records and `result`."""
     analysis = analyze(model_config)
     card: dict[str, Any] = {
         "name": name,
@@ -78,7 +102,15 @@ def publish(run_dir: str | Path, name: str, *, description: str | None = None,
         "params": analysis.params,
         "macs": analysis.macs,
     }
-    card_path = directory / f"{name}.yaml"
+    return card
+
+
+def _install(staging: Path, weights_path: Path, card: dict[str, Any]) -> Path:
+    """Everything is written beside its place first; only the two renames (weights, then card) are
+    left to fail, so a failure before them leaves the old preset as it was."""
+    card_path = weights_path.with_name(f"{card['name']}.yaml")
+    card_staging = files.staging_path(card_path)
+    files.write_atomic(card_staging, yaml.safe_dump(card, sort_keys=False, width=110))
     files.install(staging, weights_path)
-    files.write_atomic(card_path, yaml.safe_dump(card, sort_keys=False, width=110))
+    files.install(card_staging, card_path)
     return card_path

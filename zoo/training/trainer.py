@@ -84,6 +84,11 @@ def _remove_worker_dir(out_dir: Path) -> None:
 
 def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: Distribution,
            started: float) -> dict[str, Any]:
+    check_freeze(experiment.train.freeze, experiment.train.freeze_epochs, experiment.train.epochs,
+                 experiment.model_config(), distribution.name)
+    # Before anything is read or trained: a bad source stops the run here, and the normalisation it
+    # brings is part of the experiment the run directory records.
+    experiment, weights = open_initial_weights(experiment)
     state, recorded = read_state(run_dir, experiment)
     if (run_dir / "summary.json").exists() and state["epoch"] >= experiment.train.epochs:
         print(f"{run_dir}: already finished ({state['epoch']} epochs); nothing to do")
@@ -95,11 +100,8 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     xla, xla_reason = resolve_xla(config.xla, distribution.name)
     onednn, onednn_reason = onednn_setting()
     model_config = experiment.model_config()
-    check_freeze(config.freeze, config.freeze_epochs, config.epochs, model_config, distribution.name)
-    weights = open_initial_weights(experiment)  # before the data: a bad source stops the run here
     data = load_data(experiment.data, model_input_size=model_config.input_shape[:2], batch_size=config.batch_size,
-                     seed=config.seed, steps_per_epoch=config.steps_per_epoch, eval_steps=config.eval_steps,
-                     normalization=weights.normalization if weights else None)
+                     seed=config.seed, steps_per_epoch=config.steps_per_epoch, eval_steps=config.eval_steps)
     # Seeded after the data is loaded: preparing a dataset on first use draws from TensorFlow's global
     # random state, and the first run on a fresh data_dir used to start from other weights than the rest.
     keras.utils.set_random_seed(config.seed)
