@@ -231,20 +231,27 @@ def _open_preset(preset: Preset) -> _Weights:
                     preset.preprocessing, preset.class_names)
 
 
-def transfer_by_name(source: _Weights, target: "keras.Model", head: set[str]) -> WeightsReport:
+def transfer_by_name(source: _Weights, target: "keras.Model", head: set[str],
+                     class_names: Sequence[str] | None = None) -> WeightsReport:
     """Copies each weighted layer of `target` from the layer of the same name in `source.model`.
 
     Every pair is checked before anything is copied. A head layer (the classifier) whose shapes
     differ starts fresh, with the reason. The first convolution, when only its input channels
     differ, is adapted as timm's `adapt_input_conv` does (summed over channels for 3 -> 1, repeated
     and rescaled for 1 -> 3). Any other missing layer or differing shape is an error naming the
-    layer and both shapes.
+    layer and both shapes. Given the data's `class_names`, a head whose weights were trained on other
+    classes starts fresh even when the counts agree: its rows belong to the weights' classes.
     """
     by_name = {layer.name: layer for layer in source.model.layers if layer.weights}
     first = next((layer for layer in target.layers if layer.weights), None)
     pairs, fresh, adapted = [], {}, {}
+    theirs_named = list(source.class_names or [])
+    other_classes = bool(class_names and theirs_named and list(class_names) != theirs_named)
     for layer in target.layers:
         if not layer.weights:
+            continue
+        if other_classes and layer.name in head:
+            fresh[layer.name] = f"the data's classes ({_few(class_names)}) are not the weights' ({_few(theirs_named)})"
             continue
         shapes = [tuple(w.shape) for w in layer.weights]
         theirs = by_name.get(layer.name)
@@ -270,6 +277,10 @@ def transfer_by_name(source: _Weights, target: "keras.Model", head: set[str]) ->
     for layer, values in pairs:
         layer.set_weights(values)
     return WeightsReport(source.description, source.sha256, [layer.name for layer, _ in pairs], fresh, adapted)
+
+
+def _few(names: Sequence[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def _differ_in_input_channels(shapes: list[tuple], theirs: list[tuple]) -> bool:

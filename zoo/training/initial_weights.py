@@ -68,9 +68,11 @@ def _fit(values: list[float], channels: int) -> tuple[float, ...]:
     return tuple(values) if len(values) in (1, channels) else (float(sum(values) / len(values)),)
 
 
-def load_into(model: keras.Model, weights: InitialWeights, model_config: ModelConfig, run_dir: Path) -> dict:
-    """Loads the weights into a freshly built `model`, prints and records (weights.json) what was loaded."""
-    report = transfer_by_name(weights.source, model, head_layers(model_config))
+def load_into(model: keras.Model, weights: InitialWeights, model_config: ModelConfig, run_dir: Path,
+              class_names: list[str]) -> dict:
+    """Loads the weights into a freshly built `model` for data of `class_names`; prints and records
+    (weights.json) what was loaded."""
+    report = transfer_by_name(weights.source, model, head_layers(model_config), class_names)
     print(report.describe())
     record = {"source": model_config.weights, "opened": report.source, "sha256": report.sha256,
               "loaded": report.loaded, "fresh": report.fresh, "adapted": report.adapted,

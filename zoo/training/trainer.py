@@ -128,7 +128,7 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
         with scope:
             model = build_model(model_config, sync_batch_norm=config.sync_batch_norm)
             if weights:
-                load_into(model, weights, model_config, out_dir)
+                load_into(model, weights, model_config, out_dir, data.class_names)
             set_frozen(model, frozen_layer_names(model, model_config, config.freeze)
                        if frozen_now(0, config.freeze, config.freeze_epochs) else set())
             compile_model(model, config, data.steps_per_epoch, xla, steps_per_execution)
