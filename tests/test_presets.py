@@ -227,3 +227,14 @@ def test_a_source_that_does_not_fit_stops_before_training_and_writes_nothing(pub
     result = run(*args, "--set", "model.base=resnet20", "--set", f"model.weights={published[0] / 'run'}")
     assert_one_line_error(result, "layer 'conv1_conv' has shapes")
     assert not (tmp_path / "run" / "config.yaml").exists()  # a corrected rerun is not "another configuration"
+
+
+def test_a_head_trained_on_other_classes_starts_fresh_even_with_the_same_count(published, preset_dir,
+                                                                               patterns_dir, tmp_path):
+    overrides = [*SHORT, "train.epochs=1", f"data.data_dir={patterns_dir}", "model.weights=tiny_patterns",
+                 "data.classes=[circle, square, cross, x_cross, horizontal_line, vertical_line, diagonal_up, "
+                 "diagonal_down, horizontal_edge, vertical_edge]",  # all ten, in another order
+                 "export.saved_model=false", "export.keras=false"]
+    summary = train(load_experiment(ROOT / "configs/experiments/default.yaml", overrides), tmp_path / "run")
+    assert list(summary["weights"]["fresh"]) == ["predictions"]
+    assert "are not the weights'" in summary["weights"]["fresh"]["predictions"]
