@@ -183,3 +183,53 @@ def test_bottleneck_has_the_textbook_parameter_count():
 def test_zip_mode_needs_axes_of_one_length():
     with pytest.raises(ConfigError, match="lists of one length"):
         expand(Ablation("x.yaml", {"a.kernel_size": [7, 3], "a.repeat": [1]}, mode="zip"))
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"mode": "zip", "labels": ["only one"]}, r"labels: expected one label per variant \(2\), received 1"),
+    ({"labels": ["a", "b"]}, r"labels: labels name the variants of mode zip, received mode 'grid'"),
+])
+def test_labels_are_checked_before_any_training(tmp_path, fields, message):
+    path = tmp_path / "labelled.yaml"
+    path.write_text(yaml.safe_dump({"experiment": "x.yaml", "axes": {"train.optimizer.learning_rate": [0.1, 0.2]},
+                                    **fields}))
+    with pytest.raises(ConfigError, match=message):
+        load_ablation(path)
+
+
+def test_versus_first_compares_each_variant_with_the_baseline_and_knows_when_it_cannot():
+    from zoo.studies.repeats import summarize, versus_first
+
+    def runs(rate, scores):
+        return [{"learning_rate": rate, "eval_accuracy": s, "status": "ok"} for s in scores]
+
+    summaries = summarize(runs(0.2, [0.40, 0.50, 0.30]) + runs(0.1, [0.69, 0.70, 0.71])
+                          + runs(0.02, [0.83, 0.82, 0.84]) + runs(0.05, [0.80, 0.84, 0.82]), ["learning_rate"])
+    differences = versus_first(summaries)
+    assert [(d.reference.values["learning_rate"], d.other.values["learning_rate"]) for d in differences] == \
+        [(0.2, 0.1), (0.2, 0.02), (0.2, 0.05), (0.05, 0.02)]  # then the best against the runner-up
+    assert [d.above_noise for d in differences] == [True, True, True, False]
+    assert differences[1].points == pytest.approx(43.0)
+    single = versus_first(summarize(runs(0.2, [0.4]) + runs(0.1, [0.7]), ["learning_rate"]))
+    assert not single[0].measurable and not single[0].above_noise
+    assert "the noise is unknown" in single[0].sentence("b", "a")
+
+
+def test_zip_ablation_reports_each_labelled_variant_against_the_first(tmp_path, patterns_dir):
+    ablation = {"experiment": str(ROOT / "configs/experiments/default.yaml"),
+                "set": {"train.epochs": 1, "train.steps_per_epoch": 2, "train.eval_steps": 1, "train.batch_size": 32,
+                        "data.data_dir": patterns_dir},
+                "mode": "zip", "labels": ["baseline", "faster"], "seeds": [0, 1],
+                "axes": {"train.optimizer.learning_rate": [0.01, 0.05], "train.label_smoothing": [0.0, 0.1]}}
+    path = tmp_path / "zipped.yaml"
+    path.write_text(yaml.safe_dump(ablation, sort_keys=False))
+    rows = run_ablation(path, workdir=tmp_path / "out")
+    assert [(r["variant"], r["seed"]) for r in rows] == [("baseline", 0), ("baseline", 1), ("faster", 0), ("faster", 1)]
+    with open(tmp_path / "out" / "results.csv") as handle:
+        assert [row["variant"] for row in csv.DictReader(handle)] == ["baseline", "baseline", "faster", "faster"]
+    report = (tmp_path / "out" / "results.md").read_text()
+    assert "Is each difference beyond the noise?" in report and "- faster: " in report and "against baseline" in report
+    assert "| variant | learning_rate | label_smoothing | runs |" in report
+    assert "layer_macs" not in report  # no axis addresses a layer: its columns would be empty
+    assert (tmp_path / "out" / "accuracy_by_variant.png").stat().st_size > 0
+    assert not (tmp_path / "out" / "accuracy_vs_macs.png").exists()  # one architecture: one MACs value

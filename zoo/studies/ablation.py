@@ -2,8 +2,10 @@
 
 An ablation file names `experiment` (a path relative to it), optional `set` (overrides for every
 variant, such as short training), `axes` (dotted keys, layers addressed by name, each with a list
-of values), `mode` (`grid`, the default, or `one_at_a_time`: each axis varied alone, the others
-at their first value) and `seeds` (train each variant once per seed; see zoo.studies.repeats).
+of values), `mode` (`grid`, the default; `one_at_a_time`: each axis varied alone, the others
+at their first value; `zip`: the axes' i-th values together, with optional `labels` naming each
+variant, the first being the baseline the others are compared with) and `seeds` (train each variant
+once per seed; see zoo.studies.repeats).
 `train.py ABLATION.yaml --workdir DIR` runs each variant in DIR/runs/NAME (DIR/runs/NAME/seed-N
 with seeds), skipping runs that already finished, then writes results.csv (one row per run),
 results.md (with seeds: mean and standard deviation per variant, and per axis whether its
@@ -42,12 +44,14 @@ class Ablation:
     mode: Literal["grid", "one_at_a_time", "zip"] = "grid"
     seeds: tuple[int, ...] = ()  # empty: one run per variant, with the experiment's own seed
     description: str = ""
+    labels: tuple[str, ...] = ()  # zip mode only: a readable name per variant, for the report
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    name: str
+    name: str  # its run directory
     values: dict[str, Any]  # axis key -> value
+    label: str = ""  # the ablation's name for it, when it gives one
 
 
 def load_ablation(path: str | Path) -> tuple[Ablation, Path]:
@@ -58,6 +62,7 @@ def load_ablation(path: str | Path) -> tuple[Ablation, Path]:
         for key, values in ablation.axes.items():
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"expected a non-empty list of values, received {values!r}", key=f"axes.{key}")
+        expand(ablation)  # axes of unequal length in zip mode, a label per variant: said before any training
     except ConfigError as error:
         raise error.located(str(path)) from None
     experiment = (path.parent / ablation.experiment).resolve()
@@ -84,13 +89,19 @@ def expand(ablation: Ablation) -> list[Variant]:
             raise ConfigError(f"mode zip pairs the axes' values in order, so expected lists of one length, received "
                               f"lengths {lengths}", key="axes")
         combos = [dict(zip(keys, values)) for values in zip(*ablation.axes.values())]
+        if ablation.labels and len(ablation.labels) != len(combos):
+            raise ConfigError(f"expected one label per variant ({len(combos)}), received {len(ablation.labels)}",
+                              key="labels")
     else:
         baseline = {key: values[0] for key, values in ablation.axes.items()}
         combos = [baseline] + [{**baseline, key: value} for key in keys for value in ablation.axes[key][1:]]
+    if ablation.labels and ablation.mode != "zip":
+        raise ConfigError(f"labels name the variants of mode zip, received mode {ablation.mode!r}", key="labels")
     if len({short_name(k) for k in keys}) != len(keys):
         raise ConfigError("two axes end in the same key; their columns would collide", key="axes")
+    labels = ablation.labels or [""] * len(combos)
     return [Variant("_".join(f"{short_name(k)}-{re.sub(r'[^A-Za-z0-9.]+', '', str(v))}" for k, v in combo.items()),
-                    combo) for combo in combos]
+                    combo, label) for combo, label in zip(combos, labels)]
 
 
 def varied_layer(ablation: Ablation) -> str | None:
@@ -140,7 +151,8 @@ def run_ablation(path: str | Path, overrides: list[str] = (), workdir: str | Pat
         runs = [(variant, seed) for variant in variants for seed in (ablation.seeds or [None])]
         for number, (variant, seed) in enumerate(runs, 1):
             print(f"\n[{number}/{len(runs)}] {variant.name}{'' if seed is None else f' seed {seed}'}")
-            row = {short_name(k): v for k, v in variant.values.items()}
+            row = {**({"variant": variant.label} if variant.label else {}),
+                   **{short_name(k): v for k, v in variant.values.items()}}
             seeded = {} if seed is None else {"train.seed": seed}
             if seed is not None:
                 row["seed"] = seed
@@ -160,7 +172,8 @@ def run_ablation(path: str | Path, overrides: list[str] = (), workdir: str | Pat
                          "eval_accuracy": summary["metrics"]["eval_accuracy"],
                          "images_per_sec": summary["train_images_per_sec"], "wall_seconds": summary["wall_seconds"],
                          "status": "ok"})
-        columns = [short_name(k) for k in ablation.axes] + (["seed"] if ablation.seeds else []) + RESULT_COLUMNS
+        columns = ((["variant"] if ablation.labels else []) + [short_name(k) for k in ablation.axes]
+                   + (["seed"] if ablation.seeds else []) + RESULT_COLUMNS)
         write_report(workdir, Path(path).stem, ablation, columns, rows)
         print(f"\nresults: {workdir / 'results.md'}")
         return rows
@@ -191,24 +204,39 @@ def write_report(workdir: Path, name: str, ablation: Ablation, columns: list[str
              + (f", each variant trained with seeds {list(ablation.seeds)}" if ablation.seeds else "") + ".", ""]
     summaries = repeats.summarize(rows, axes)
     if ablation.seeds:
-        lines += _seeded_table(axes, summaries, rows) + ["", "Does each axis matter beyond the noise?", ""]
-        lines += [f"- {effect.sentence()}" for effect in repeats.axis_effects(summaries, axes)]
+        lines += _seeded_table(axes, summaries, rows)
+        if ablation.mode == "zip":
+            lines += ["", "Is each difference beyond the noise?", ""]
+            lines += [f"- {d.sentence(_variant_name(d.other, axes), _variant_name(d.reference, axes))}"
+                      for d in repeats.versus_first(summaries)]
+        else:
+            lines += ["", "Does each axis matter beyond the noise?", ""]
+            lines += [f"- {effect.sentence()}" for effect in repeats.axis_effects(summaries, axes)]
     else:
-        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
-    plots = write_plots(workdir, axes, summaries)
+        shown = [c for c in columns if any(r.get(c) is not None for r in rows)]
+        lines += ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+        lines += ["| " + " | ".join(_cell(r.get(c)) for c in shown) + " |" for r in rows]
+    plots = write_plots(workdir, axes, summaries, by_variant=ablation.mode == "zip")
     lines += [""] + [f"![{p.stem}]({p.name})" for p in plots]
     files.write_atomic(workdir / "results.md", "\n".join(lines) + "\n")
     write_hparams(workdir / "hparams", axes + (["seed"] if ablation.seeds else []), rows)
 
 
+def _variant_name(summary: repeats.VariantSummary, axes: list[str]) -> str:
+    """The variant's label, or its axis values when the ablation gives none."""
+    return summary.first.get("variant") or ", ".join(f"{a}={_cell(summary.values[a])}" for a in axes)
+
+
 def _seeded_table(axes: list[str], summaries: list[repeats.VariantSummary], rows: list[dict]) -> list[str]:
-    """One line per variant: eval top-1 as mean ± standard deviation over its seeds, then what seeds don't change."""
-    fixed = ["output_size", "receptive_field", "kernel_extent", "layer_params", "layer_macs", "params", "macs"]
-    header = [*axes, "runs", "eval_accuracy (mean ± std)", *fixed]
+    """One line per variant: eval top-1 as mean ± standard deviation over its seeds, then what seeds don't change
+    (the varied layer's columns only when an axis addresses a layer)."""
+    fixed = [c for c in ("output_size", "receptive_field", "kernel_extent", "layer_params", "layer_macs", "params",
+                         "macs") if any(s.first.get(c) is not None for s in summaries)]
+    labelled = any(s.first.get("variant") for s in summaries)
+    header = [*(["variant"] if labelled else []), *axes, "runs", "eval_accuracy (mean ± std)", *fixed]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for summary in summaries:
-        cells = [_cell(summary.values[a]) for a in axes]
+        cells = ([summary.first["variant"]] if labelled else []) + [_cell(summary.values[a]) for a in axes]
         cells += [str(summary.runs), f"{summary.mean:.4f} ± {summary.std:.4f}"]
         lines.append("| " + " | ".join(cells + [_cell(summary.first.get(c)) for c in fixed]) + " |")
     failed = {", ".join(f"{a}={r[a]}" for a in axes): r["status"] for r in rows if r.get("status") != "ok"}
@@ -217,8 +245,10 @@ def _seeded_table(axes: list[str], summaries: list[repeats.VariantSummary], rows
     return lines
 
 
-def write_plots(workdir: Path, axes: list[str], summaries: list[repeats.VariantSummary]) -> list[Path]:
-    """Accuracy against the first axis (kernel_size when swept), one line per other setting; accuracy vs MACs.
+def write_plots(workdir: Path, axes: list[str], summaries: list[repeats.VariantSummary],
+                by_variant: bool = False) -> list[Path]:
+    """Accuracy against the first axis (kernel_size when swept), one line per other setting, or (`by_variant`,
+    for zip ablations) one bar per variant; accuracy against MACs when the variants' MACs differ.
 
     With several runs per variant, each point is their mean and its error bar their standard deviation.
     """
@@ -229,9 +259,27 @@ def write_plots(workdir: Path, axes: list[str], summaries: list[repeats.VariantS
 
     if not summaries:
         return []
+    written = []
+    if by_variant:
+        figure, plot = plt.subplots(figsize=(max(6, 1.3 * len(summaries)), 4))
+        names = [_variant_name(s, axes) for s in summaries]
+        plot.bar(range(len(summaries)), [s.mean for s in summaries], yerr=[s.std for s in summaries], capsize=4)
+        plot.set_xticks(range(len(summaries)), names, rotation=20, ha="right", fontsize=8)
+        plot.set_ylabel("eval accuracy")
+        plot.grid(alpha=0.3, axis="y")
+        written.append(_save(figure, workdir / "accuracy_by_variant.png"))
+    else:
+        written.append(_accuracy_against_axis(workdir, axes, summaries))
+    if len({s.first.get("macs") for s in summaries}) > 1:
+        written.append(_accuracy_against_macs(workdir, axes, summaries))
+    return written
+
+
+def _accuracy_against_axis(workdir: Path, axes: list[str], summaries: list[repeats.VariantSummary]) -> Path:
+    import matplotlib.pyplot as plt
+
     x_axis = "kernel_size" if "kernel_size" in axes else axes[0]
     others = [a for a in axes if a != x_axis]
-    written = []
     figure, plot = plt.subplots(figsize=(6, 4))
     for key, group in itertools.groupby(sorted(summaries, key=lambda s: [str(s.values[a]) for a in others]),
                                         key=lambda s: tuple(s.values[a] for a in others)):
@@ -243,7 +291,12 @@ def write_plots(workdir: Path, axes: list[str], summaries: list[repeats.VariantS
     plot.set_ylabel("eval accuracy")
     plot.legend(fontsize=7)
     plot.grid(alpha=0.3)
-    written.append(_save(figure, workdir / f"accuracy_vs_{x_axis}.png"))
+    return _save(figure, workdir / f"accuracy_vs_{x_axis}.png")
+
+
+def _accuracy_against_macs(workdir: Path, axes: list[str], summaries: list[repeats.VariantSummary]) -> Path:
+    import matplotlib.pyplot as plt
+
     figure, plot = plt.subplots(figsize=(6, 4))
     for s in summaries:
         plot.errorbar(s.first["macs"], s.mean, yerr=s.std, marker="o", capsize=3)
@@ -252,8 +305,7 @@ def write_plots(workdir: Path, axes: list[str], summaries: list[repeats.VariantS
     plot.set_xlabel("MACs per image")
     plot.set_ylabel("eval accuracy")
     plot.grid(alpha=0.3)
-    written.append(_save(figure, workdir / "accuracy_vs_macs.png"))
-    return written
+    return _save(figure, workdir / "accuracy_vs_macs.png")
 
 
 def _save(figure, path: Path) -> Path:
