@@ -22,7 +22,7 @@ from zoo.data.preprocess import Preprocessing
 from zoo.deploy.artifact import Source
 from zoo.deploy.export import export_artifact
 from zoo.deploy.formats import FORMATS, open_artifact
-from zoo.deploy.graph import SplitGroupedConv2D, inference_model
+from zoo.deploy.graph import SplitGroupedConv2D, in_float32, inference_model
 from zoo.deploy.verify import keras_probabilities
 from zoo.experiment import ExportConfig, load_experiment
 from zoo.models.builder import build_model, check_shapes
@@ -100,6 +100,29 @@ def test_every_architecture_exports_to_litert(path, tmp_path):
 @pytest.mark.parametrize("path", ARCHITECTURES, ids=model_ids())
 def test_every_architecture_exports_to_onnx(path, tmp_path):
     assert_exports("onnx", path, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["litert", "onnx"])
+def test_a_mixed_bfloat16_model_exports_as_its_float32_copy(name, tmp_path):
+    # LiteRT and ONNX have no bfloat16 kernels: before, such a run (precision auto on a bf16 CPU) could not
+    # export to either. The export is held to the float32 tolerance, against the float32 copy.
+    config = smallest(ROOT / "configs/models/resnet20.yaml")
+    preprocessing = Preprocessing(tuple(config.input_shape[:2]), config.input_shape[2], (0.5,), (0.25,))
+    images = np.random.default_rng(0).integers(0, 256, (4, *config.input_shape), dtype=np.uint8)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = sharpened(build_model(config), preprocessing, images)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    float32 = in_float32(model)
+    assert float32.layers[1].compute_dtype == "float32" and model.layers[1].compute_dtype == "bfloat16"
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), float32.get_weights()))
+    differences = export_artifact(name, Source(model, preprocessing, CLASSES, {"name": "zoo_patterns"}),
+                                  tmp_path / FORMATS[name].filename, images)
+    assert differences.max <= 1e-4
+    bf16_gap = np.abs(keras_probabilities(model, preprocessing, images)
+                      - keras_probabilities(float32, preprocessing, images)).max()
+    assert bf16_gap > differences.max  # what bfloat16 itself changes is more than what the export does
 
 
 @pytest.mark.parametrize("settings", [dict(strides=2, padding="valid"), dict(dilation_rate=2, use_bias=False),

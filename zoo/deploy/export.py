@@ -8,6 +8,7 @@ export) does the same later, from the run's model.keras (or checkpoint) and conf
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +21,7 @@ from zoo.common.errors import ZooError
 from zoo.data.pipeline import Data
 from zoo.deploy.artifact import Source
 from zoo.deploy.formats import check_installed, get
+from zoo.deploy.graph import in_float32
 from zoo.deploy.verify import Differences, verify
 from zoo.experiment import Experiment
 
@@ -32,6 +34,8 @@ def export_artifact(name: str, source: Source, final: Path, images: np.ndarray) 
     check_installed([name])
     staged = files.staging_path(final)
     files.remove(staged)  # left by an export that was killed
+    if format.float32:
+        source = dataclasses.replace(source, model=in_float32(source.model))
     try:
         format.write(source, staged)
         differences = verify(format.load(staged), source.model, source.preprocessing, images, format.tolerance,

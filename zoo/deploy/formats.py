@@ -35,17 +35,21 @@ class Format:
     # which one it bounds (zoo.deploy.verify): the largest, or the mean of each image's largest
     tolerance: float
     bounded: Literal["max", "mean"] = "max"
+    # its runtime has no bfloat16 or float16 kernels: a mixed-precision model is exported (and verified)
+    # as its float32 copy (zoo.deploy.graph.in_float32)
+    float32: bool = False
 
 
 FORMATS = {format.name: format for format in (
     Format("saved_model", "saved_model", (), saved_model.write, saved_model.load, 1e-5),
     Format("keras", "model.keras", (), keras_file.write, keras_file.load, 1e-5),
-    Format("litert", "model.tflite", ("ai_edge_litert",), litert.write, litert.load, 1e-4),
+    Format("litert", "model.tflite", ("ai_edge_litert",), litert.write, litert.load, 1e-4, float32=True),
     # Measured on 2,000 test images, in batches of 32 as verification takes them: the worst batch's mean
     # was 0.005 (LeNet-5, MNIST) and 0.023 (ResNet-20, CIFAR-10), where single images moved by up to 0.15.
     Format("litert_int8", "model_int8.tflite", ("ai_edge_litert",), functools.partial(litert.write, int8=True),
-           litert.load, 0.05, "mean"),
-    Format("onnx", "model.onnx", ("onnx", "tf2onnx", "onnxruntime"), onnx_file.write, onnx_file.load, 1e-4),
+           litert.load, 0.05, "mean", float32=True),
+    Format("onnx", "model.onnx", ("onnx", "tf2onnx", "onnxruntime"), onnx_file.write, onnx_file.load, 1e-4,
+           float32=True),
 )}
 SUFFIXES = {".keras": "keras", ".tflite": "litert", ".onnx": "onnx"}  # a .tflite's metadata says if it is int8
 

@@ -9,6 +9,9 @@ XLA-compiled function, which tf2onnx cannot convert (onnx/tensorflow-onnx#2099, 
 serving graph therefore uses `inference_model`: the same model with each grouped convolution
 computed one group at a time by ordinary convolutions on the same weight variables (shared, not
 copied), which every converter accepts. The trained model and its `.keras` file are unchanged.
+
+LiteRT and ONNX have no bfloat16 kernels, so those formats export `in_float32(model)`: a copy of a
+mixed-precision model computing in float32, with its weights (float32 variables under either policy).
 """
 from __future__ import annotations
 
@@ -48,6 +51,16 @@ class SplitGroupedConv2D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return self.conv.compute_output_shape(input_shape)
+
+
+def in_float32(model: keras.Model) -> keras.Model:
+    """`model` itself if it computes in float32, else a float32 copy of it with the same weights."""
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers):
+        return model
+    copy = keras.models.clone_model(
+        model, clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": "float32"}))
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def inference_model(model: keras.Model) -> keras.Model:
