@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.data.pipeline import augment_batch, pipeline
+from zoo.data.augment import crop_and_flip
+from zoo.data.pipeline import pipeline
 from zoo.data.preprocess import Preprocessing
 from zoo.data.sources import Split
 from zoo.experiment import AugmentConfig, DataConfig
@@ -20,7 +21,7 @@ def numbered_images(count: int, size: int = 6) -> np.ndarray:
                                      AugmentConfig(random_crop_padding=1, horizontal_flip=True)])
 def test_every_augmented_image_is_a_window_of_its_padded_original_or_its_mirror(augment):
     images = numbered_images(64)
-    out = augment_batch(tf.constant(images), augment, seed=3).numpy()
+    out = crop_and_flip(tf.constant(images), augment, seed=3).numpy()
     pad = augment.random_crop_padding
     padded = np.pad(images, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
     size = images.shape[1]

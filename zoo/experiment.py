@@ -10,20 +10,36 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 
 from zoo.common.errors import ConfigError
-from zoo.common.schema import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, build_dataclass
+from zoo.common.schema import (Fraction, Max, Min, NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveFloat,
+                               PositiveInt, Probability, build_dataclass)
 from zoo.common.yamlfiles import StrictLoader, load_yaml
 from zoo.models.config import ModelConfig, layer_name, resolve_bases, validate_model
 
 
 @dataclasses.dataclass(frozen=True)
+class RandAugmentConfig:
+    """RandAugment (Cubuk et al. 2019): `num_ops` operations drawn from Keras's eleven, at `magnitude` of 10."""
+
+    num_ops: PositiveInt = 2
+    magnitude: Annotated[float, Min(0), Max(10)] = 9.0  # timm's `rand-m9`: 9 of 10
+
+
+@dataclasses.dataclass(frozen=True)
 class AugmentConfig:
+    """Training augmentation, on whole batches (zoo.data.augment); every key off by default."""
+
     random_crop_padding: NonNegativeInt = 0  # pad by this many pixels, then crop back at random
     horizontal_flip: bool = False
+    rand_augment: RandAugmentConfig | None = None  # e.g. {num_ops: 2, magnitude: 9}
+    random_erasing: Probability = 0.0        # each image's chance of a random rectangle replaced by noise
+    mixup_alpha: NonNegativeFloat = 0.0      # MixUp's Beta(alpha, alpha) mixing weight; 0: off
+    cutmix_alpha: Probability = 0.0          # CutMix's, likewise (Keras's takes up to 1, timm's default); both set:
+                                             # one of the two per batch, as timm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +70,7 @@ class OptimizerConfig:
     momentum: Fraction = 0.9                 # SGD only
     nesterov: bool = False                   # SGD only
     weight_decay: NonNegativeFloat = 0.0     # decoupled, as Keras applies it (AdamW's default is 0.004)
+    decay_norm_and_bias: bool = True         # false: no weight decay on biases and batch norm's gamma and beta
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +88,8 @@ class TrainConfig:
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     label_smoothing: Fraction = 0.0
+    ema_momentum: OpenFraction | None = None   # e.g. 0.999: evaluate and export an average of the weights
+    eval_tta: Literal["flip"] | None = None    # also score the mean of each image's and its mirror's probabilities
     seed: int = 0
     xla: Literal["auto", "on", "off"] | bool = "auto"  # auto: on with a GPU, off on CPU (where XLA is slower)
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "float32"  # auto: bf16 on bf16 CPUs

@@ -2,9 +2,9 @@
 
 `load_data` gets the dataset from zoo.data.sources, then builds the training and evaluation
 pipelines: decoded uint8 images at the model's size, held in memory as one tensor when they fit,
-shuffled, batched (with fixed batch shapes, as XLA wants), augmented a whole batch at a time
-(random crop with padding, horizontal flip), normalised by zoo.data.preprocess and prefetched.
-Labels are one-hot, so label smoothing and the accuracy metrics share one loss path.
+shuffled, batched (with fixed batch shapes, as XLA wants), augmented and normalised a whole batch at a time
+(zoo.data.augment) and prefetched. Labels are one-hot, so label smoothing, MixUp and CutMix's soft
+labels and the accuracy metrics share one loss path.
 """
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from typing import Callable
 import tensorflow as tf
 
 from zoo.common.errors import ZooError
+from zoo.data.augment import BatchAugmentation
 from zoo.data.preprocess import Preprocessing
 from zoo.data.sources import Split, dataset_builder, load_split
 from zoo.data.sources import class_names as load_class_names
-from zoo.experiment import AugmentConfig, DataConfig
+from zoo.experiment import DataConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -52,27 +53,6 @@ def _cache_fits(examples: int, shape: tuple[int, int, int]) -> bool:
     """Decoded uint8 images fit in memory if they take under a quarter of the machine's RAM."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return examples * math.prod(shape) < total / 4
-
-
-def augment_batch(images: tf.Tensor, config: AugmentConfig, seed: int) -> tf.Tensor:
-    """Random crops after zero padding, and horizontal flips, of a batch of uint8 images, each its own.
-
-    Whole-batch tensor ops rather than one small graph per image: on two cores the per-image
-    version cost as much CPU as training LeNet-5 itself.
-    """
-    batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
-    if config.random_crop_padding:
-        pad = config.random_crop_padding
-        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-        offsets = tf.random.uniform([batch, 2], 0, 2 * pad + 1, dtype=tf.int32, seed=seed)
-        rows = offsets[:, :1] + tf.range(height)[None]          # [batch, height]: each image's crop rows
-        columns = offsets[:, 1:] + tf.range(width)[None]        # [batch, width]
-        images = tf.gather(padded, rows, axis=1, batch_dims=1)
-        images = tf.gather(images, columns, axis=2, batch_dims=1)
-    if config.horizontal_flip:
-        flip = tf.random.uniform([batch], seed=seed + 1) < 0.5
-        images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
-    return images
 
 
 def in_memory(split: Split, preprocessing: Preprocessing) -> tuple[tf.Tensor, tf.Tensor]:
@@ -136,12 +116,11 @@ def pipeline(split: Split, config: DataConfig, preprocessing: Preprocessing, num
             dataset = dataset.shuffle(config.shuffle_buffer or split.examples, seed=seed, reshuffle_each_iteration=True)
             dataset = dataset.repeat()
         dataset = dataset.batch(batch_size // replicas, drop_remainder=training, num_parallel_calls=AUTOTUNE)
-    augment = training and config.augment != AugmentConfig()
+    augment = BatchAugmentation(config.augment, preprocessing, seed) if training else None
 
     def prepare(images, labels):
-        if augment:
-            images = augment_batch(images, config.augment, seed)
-        return preprocessing.normalize(images), tf.one_hot(labels, num_classes)
+        labels = tf.one_hot(labels, num_classes)
+        return augment(images, labels) if augment else (preprocessing.normalize(images), labels)
 
     return dataset.map(prepare, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 

@@ -1,0 +1,105 @@
+"""Training augmentation, on whole batches: crops and flips, RandAugment, random erasing, MixUp and CutMix.
+
+Every transform works on a batch at once (on two cores, one small graph per image cost as much CPU
+as training LeNet-5 itself), in this order, each off unless the config asks for it:
+
+1. random crop after zero padding, and horizontal flip, on the uint8 images (written here: a gather
+   per batch is all they need);
+2. RandAugment (Cubuk et al. 2019) on pixel values 0-255: Keras's eleven operations at `magnitude / 10`
+   of Keras's strength; `num_ops` times per batch one of them is drawn and applied to the whole batch,
+   each image with its own random strength. Keras's `RandAugment` layer computes all eleven and keeps one
+   (measured 11x the work); `tf.switch_case` here runs only the one drawn, with Keras's own layers;
+3. normalisation (zoo.data.preprocess);
+4. random erasing (Zhong et al. 2017), Keras's `RandomErasing`: with probability `random_erasing` an
+   image gets a rectangle of 2-33% of its area filled with 0, which after normalisation is the
+   dataset's mean colour (torchvision's default fill);
+5. MixUp (Zhang et al. 2017) or CutMix (Yun et al. 2019), Keras's layers: images and their one-hot
+   labels mixed with those of a shuffled copy of the batch, so the loss sees soft labels. With both
+   set, each batch takes one of the two at even odds, as timm's `Mixup` does.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from zoo.data.preprocess import Preprocessing
+from zoo.experiment import AugmentConfig
+
+RAND_AUGMENT_OPERATIONS = tuple(keras.layers.RandAugment._AUGMENT_LAYERS)  # the attribute names of its eleven layers
+
+
+def crop_and_flip(images: tf.Tensor, config: AugmentConfig, seed: int) -> tf.Tensor:
+    """Random crops after zero padding, and horizontal flips, of a batch of uint8 images, each its own."""
+    batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
+    if config.random_crop_padding:
+        pad = config.random_crop_padding
+        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        offsets = tf.random.uniform([batch, 2], 0, 2 * pad + 1, dtype=tf.int32, seed=seed)
+        rows = offsets[:, :1] + tf.range(height)[None]          # [batch, height]: each image's crop rows
+        columns = offsets[:, 1:] + tf.range(width)[None]        # [batch, width]
+        images = tf.gather(padded, rows, axis=1, batch_dims=1)
+        images = tf.gather(images, columns, axis=2, batch_dims=1)
+    if config.horizontal_flip:
+        flip = tf.random.uniform([batch], seed=seed + 1) < 0.5
+        images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    return images
+
+
+class BatchAugmentation:
+    """uint8 images and one-hot labels of a training batch -> augmented, normalised images and (soft) labels.
+
+    Built once per pipeline: the Keras layers hold the random generators, seeded from the run's seed.
+    They compute in float32 whatever the training precision (under mixed_bfloat16 Keras would give them
+    bfloat16, which MixUp refuses and which would round the pixels).
+    """
+
+    def __init__(self, config: AugmentConfig, preprocessing: Preprocessing, seed: int):
+        self.config, self.preprocessing, self.seed = config, preprocessing, seed
+        self.rand_augment = None
+        if config.rand_augment:
+            self.rand_augment = keras.layers.RandAugment(value_range=(0, 255), num_ops=config.rand_augment.num_ops,
+                                                         factor=config.rand_augment.magnitude / 10, seed=seed + 2,
+                                                         dtype="float32")
+        self.random_erasing = None
+        if config.random_erasing:
+            # Keras clips the fill into value_range; normalised pixels span these bounds, and 0 lies inside them.
+            low = min((0 - m) / s for m, s in zip(preprocessing.mean, preprocessing.std))
+            high = max((1 - m) / s for m, s in zip(preprocessing.mean, preprocessing.std))
+            self.random_erasing = keras.layers.RandomErasing(factor=(config.random_erasing, config.random_erasing),
+                                                             fill_value=0.0, value_range=(low, high), seed=seed + 3,
+                                                             dtype="float32")
+        self.mixup = (keras.layers.MixUp(alpha=config.mixup_alpha, seed=seed + 4, dtype="float32")
+                      if config.mixup_alpha else None)
+        self.cutmix = None
+        if config.cutmix_alpha:
+            self.cutmix = keras.layers.CutMix(factor=(config.cutmix_alpha, config.cutmix_alpha), seed=seed + 5,
+                                              dtype="float32")
+
+    def __call__(self, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if self.config.random_crop_padding or self.config.horizontal_flip:
+            images = crop_and_flip(images, self.config, self.seed)
+        if self.rand_augment:
+            images = tf.cast(self._rand_augment(tf.cast(images, tf.float32)), tf.uint8)
+        images = self.preprocessing.normalize(images)
+        if self.random_erasing:
+            images = self.random_erasing(images, training=True)
+        if self.mixup and self.cutmix:
+            use_mixup = tf.random.uniform([], seed=self.seed + 6) < 0.5
+            return tf.cond(use_mixup, lambda: self._mix(self.mixup, images, labels),
+                           lambda: self._mix(self.cutmix, images, labels))
+        if self.mixup or self.cutmix:
+            return self._mix(self.mixup or self.cutmix, images, labels)
+        return images, labels
+
+    def _rand_augment(self, images: tf.Tensor) -> tf.Tensor:
+        operations = [getattr(self.rand_augment, name) for name in RAND_AUGMENT_OPERATIONS]
+        for step in range(self.config.rand_augment.num_ops):
+            chosen = tf.random.uniform([], 0, len(operations), dtype=tf.int32, seed=self.seed + 10 + step)
+            images = tf.switch_case(chosen, [lambda layer=layer: tf.clip_by_value(layer(images, training=True), 0, 255)
+                                             for layer in operations])
+        return images
+
+    @staticmethod
+    def _mix(layer: keras.layers.Layer, images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        mixed = layer({"images": images, "labels": labels}, training=True)
+        return mixed["images"], mixed["labels"]
