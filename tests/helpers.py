@@ -12,6 +12,11 @@ from zoo.models.blocks import BLOCKS
 ROOT = Path(__file__).resolve().parent.parent
 # --set overrides for a run of a few seconds (the trainer tests' default run, the export tests' run)
 SHORT = ["train.epochs=2", "train.steps_per_epoch=6", "train.eval_steps=3", "train.batch_size=32"]
+# every key of the training recipes on (zoo.data.augment, train.ema_momentum, ...), for the trainer's paths
+RECIPE = ["train.ema_momentum=0.9", "train.eval_tta=flip", "train.optimizer.decay_norm_and_bias=false",
+          "train.optimizer.weight_decay=0.01", "data.augment.mixup_alpha=0.2", "data.augment.cutmix_alpha=1.0",
+          "data.augment.rand_augment={num_ops: 2, magnitude: 9}", "data.augment.random_erasing=0.25",
+          "data.augment.random_crop_padding=2", "data.augment.horizontal_flip=true"]
 
 
 FLAT_INPUT = {"dense", "classifier"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import ROOT, assert_one_line_error, run
+from helpers import RECIPE, ROOT, assert_one_line_error, run
 
 from zoo.cli.launch import free_ports, tf_config
 from zoo.common.errors import ZooError
@@ -98,24 +98,28 @@ def test_several_workers_without_a_shared_workdir_is_one_line_not_a_wait_for_the
     assert_one_line_error(result, "--workdir: expected the run directory every one of the 2 workers shares")
 
 
-def test_mirrored_on_two_logical_cpus(tmp_path, patterns_dir):
+def test_mirrored_on_two_logical_cpus_with_every_recipe_key(tmp_path, patterns_dir):
     result = run("train.py", DEFAULT, *sets(*SHORT, "train.epochs=1", f"data.data_dir={patterns_dir}",
-                                              "train.distribute=mirrored", "export.saved_model=false"),
+                                              "train.distribute=mirrored", "export.saved_model=false", *RECIPE),
                  "--workdir", str(tmp_path), env={"ZOO_CPU_DEVICES": "2"})
     assert result.returncode == 0, result.stderr
     assert "distribute: mirrored, 1 worker(s), 2 replica(s), global batch 32 (16 per replica)" in result.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["distribute"] == {"strategy": "mirrored", "workers": 1, "replicas": 2, "global_batch_size": 32}
+    assert summary["metrics"]["eval_accuracy_tta_flip"] is not None
 
 
-def test_two_workers_train_the_default_experiment_and_export_one_saved_model(tmp_path, patterns_dir):
-    result = launch(2, DEFAULT, *sets(*SHORT, f"data.data_dir={patterns_dir}"), "--workdir", str(tmp_path / "run"))
+def test_two_workers_train_the_default_experiment_with_every_recipe_key_and_export_one_saved_model(tmp_path,
+                                                                                                   patterns_dir):
+    result = launch(2, DEFAULT, *sets(*SHORT, f"data.data_dir={patterns_dir}", *RECIPE), "--workdir",
+                    str(tmp_path / "run"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "[worker 0] distribute: multi_worker, 2 worker(s), 2 replica(s)" in result.stdout
     assert "[worker 1] Epoch 2/2" in result.stdout
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["distribute"] == {"strategy": "multi_worker", "workers": 2, "replicas": 2, "global_batch_size": 32}
     assert summary["epochs"] == 2 and summary["metrics"]["eval_accuracy"] is not None
+    assert summary["metrics"]["eval_accuracy_tta_flip"] is not None
     lines = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in lines[1:]] == ["1", "2"] and "eval_accuracy" in lines[0]
     assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))

@@ -24,6 +24,7 @@ from zoo.data.sources import class_names as dataset_class_names
 from zoo.data.sources import dataset_builder, load_split
 from zoo.deploy.artifact import Artifact
 from zoo.deploy.formats import format_of, open_artifact, run_artifacts
+from zoo.deploy.tta import check_tta, predict_with_tta
 from zoo.experiment import DataConfig
 
 
@@ -65,13 +66,17 @@ def data_config(artifact: Artifact, run_dir: Path | None, name: str | None, data
 
 
 def evaluate(target: str | Path, *, format: str | None = None, data: str | None = None, split: str | None = None,
-             data_dir: str | None = None, batch_size: int = 256, out_dir: str | Path | None = None) -> dict[str, Any]:
+             data_dir: str | None = None, batch_size: int = 256, out_dir: str | Path | None = None,
+             tta: str | None = None) -> dict[str, Any]:
     """Evaluates one artifact (a run directory's `format`, default its SavedModel) on `split`.
+
+    With `tta` (zoo.deploy.tta: `flip`) the averaged views are scored too, beside the single view.
 
     `split` defaults to the evaluation split the artifact was trained with (else `test`). Writes
     evaluation.json and the confusion matrix to `out_dir` (default: evaluation-SPLIT/FORMAT in the
     run directory, or beside the artifact) and returns the result.
     """
+    check_tta(tta)
     target = Path(target)
     if is_run_directory(target):
         found = artifacts(target, [format] if format else None)
@@ -100,6 +105,7 @@ def evaluate(target: str | Path, *, format: str | None = None, data: str | None 
     classes = len(class_names)
     confusion = np.zeros((classes, classes), dtype=np.int64)
     loss_sum, top5_hits, seen, seconds = 0.0, 0, 0, 0.0
+    tta_hits = tta_top5_hits = 0
     for batch, (x, y) in enumerate(dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()):
         start = time.perf_counter()
         probabilities = artifact.predict(x)
@@ -110,6 +116,10 @@ def evaluate(target: str | Path, *, format: str | None = None, data: str | None 
         top5 = np.argsort(-probabilities, axis=1)[:, :5]
         top5_hits += int((top5 == y[:, None]).any(axis=1).sum())
         np.add.at(confusion, (y, probabilities.argmax(1)), 1)
+        if tta:
+            averaged = predict_with_tta(artifact.predict, x, tta)
+            tta_hits += int((averaged.argmax(1) == y).sum())
+            tta_top5_hits += int((np.argsort(-averaged, axis=1)[:, :5] == y[:, None]).any(axis=1).sum())
     total = int(confusion.sum())
     per_class = {name: (float(confusion[i, i] / confusion[i].sum()) if confusion[i].sum() else None)
                  for i, name in enumerate(class_names)}
@@ -119,6 +129,8 @@ def evaluate(target: str | Path, *, format: str | None = None, data: str | None 
         "loss": loss_sum / total, "accuracy": float(np.trace(confusion) / total), "top5": top5_hits / total,
         "per_class": per_class, "images_per_sec": round(seen / seconds, 1) if seconds else None,
     }
+    if tta:
+        result["tta"] = {"views": tta, "accuracy": tta_hits / total, "top5": tta_top5_hits / total}
     out = Path(out_dir) if out_dir else (run_dir or path.parent) / f"evaluation-{split.replace('/', '_')}" / \
         artifact.format
     write_confusion(out, confusion, class_names)
@@ -171,6 +183,9 @@ def format_result(result: dict[str, Any]) -> str:
              f"{result['split']}: {result['examples']:,} images",
              f"  loss {result['loss']:.4f}   top-1 {result['accuracy']:.2%}   top-5 {result['top5']:.2%}   "
              f"{result['images_per_sec'] or 0:,.0f} images/s",
+             *([f"  with {result['tta']['views']} TTA: top-1 {result['tta']['accuracy']:.2%} "
+                f"({100 * (result['tta']['accuracy'] - result['accuracy']):+.2f} points)   "
+                f"top-5 {result['tta']['top5']:.2%}"] if result.get("tta") else []),
              "  per class: " + ", ".join(f"{k} {v:.1%}" for k, v in result["per_class"].items() if v is not None),
              f"  written to {result['out_dir']}"]
     return "\n".join(lines)

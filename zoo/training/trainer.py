@@ -30,8 +30,8 @@ from zoo.models.analysis import analyze
 from zoo.models.builder import build_model
 from zoo.training.callbacks import Checkpointer, DivergenceGuard, Throughput
 from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
-from zoo.training.compile import (compile_model, make_loss, resolve_precision, resolve_steps_per_execution,
-                                  resolve_xla)
+from zoo.training.compile import (compile_model, exclude_norm_and_bias, make_loss, resolve_precision,
+                                  resolve_steps_per_execution, resolve_xla)
 from zoo.training.distribute import Distribution, read_tf_config, resolve_distribution, stopping_if_a_worker_is_lost
 from zoo.training.freezing import check_freeze, frozen_layer_names, frozen_now, set_frozen
 from zoo.training.initial_weights import load_into, open_initial_weights, weights_record
@@ -118,6 +118,8 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
         # written after its checkpoint, so its epoch is the newest one fully recorded.
         with scope:
             epoch, model = load_newest_checkpoint(run_dir, at_most=state["epoch"] if recorded else None)
+        if not config.optimizer.decay_norm_and_bias:  # not in the optimizer's saved config
+            exclude_norm_and_bias(getattr(model.optimizer, "inner_optimizer", model.optimizer))
         if epoch < state["epoch"]:
             print(f"going back to epoch {epoch}, the newest readable checkpoint (the run's records reached epoch "
                   f"{state['epoch']})")
@@ -160,7 +162,10 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     print(distribution.describe())
 
     guard, throughput = DivergenceGuard(), Throughput(config.batch_size)
-    callbacks = [guard, throughput, Checkpointer(out_dir, state, guard, throughput, config.keep_checkpoints),
+    # With a weight average, evaluation swaps it in and back (Keras's callback, first so that the
+    # others see the epoch's scores of the average); checkpoints keep the raw weights, and the
+    # average in the optimizer's state, so a resumed run continues both.
+    callbacks = [*([keras.callbacks.SwapEMAWeights()] if config.ema_momentum else []), guard, throughput, Checkpointer(out_dir, state, guard, throughput, config.keep_checkpoints),
                  keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False, profile_batch=0)]
     verbose = 1 if sys.stdout.isatty() else 2
     # A resumed run continues the sequence of batches where its last finished epoch left it.
@@ -189,6 +194,8 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
         kept = f"the checkpoint of epoch {state['epoch']} is kept" if state["epoch"] else "no epoch had finished"
         raise TrainingDiverged(f"the loss became NaN or infinite at epoch {epoch}, step {step}; training stopped and "
                                f"{kept} in {run_dir} (try a lower train.optimizer.learning_rate)")
+    if config.ema_momentum:  # the average becomes the weights every artifact is made of (fit does it too)
+        model.optimizer.finalize_variable_values(model.trainable_variables)
 
     settings = {"xla": xla, "xla_reason": xla_reason, "precision": precision, "precision_reason": precision_reason,
                 "onednn": onednn, "onednn_reason": onednn_reason, "steps_per_execution": steps_per_execution,
@@ -229,6 +236,9 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
         "export_dir": str(export_dir) if export_dir else None,
         "artifacts": {name: str(path) for name, path in artifacts.items()},
     }
+    if experiment.train.eval_tta:
+        summary["metrics"][f"eval_accuracy_tta_{experiment.train.eval_tta}"] = _tta_accuracy(
+            model, data, experiment.train.eval_tta)
     if data.skipped:
         summary["skipped_images"] = {split: {"count": len(paths), "first": list(paths[:5])}
                                      for split, paths in data.skipped.items()}
@@ -239,6 +249,8 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
     print(f"\n{experiment.name}: {summary['epochs']} epochs of {summary['model']} on {data.name}: "
           f"eval top-1 {_format(metrics['eval_accuracy'], '.2%')}, top-5 {_format(metrics['eval_top5'], '.2%')}, "
           f"loss {_format(metrics['eval_loss'], '.4f')}; "
+          + "".join(f"with {name.removeprefix('eval_accuracy_tta_')} TTA top-1 {value:.2%}; "
+                    for name, value in metrics.items() if name.startswith("eval_accuracy_tta_")) +
           f"{summary['train_images_per_sec']:,.0f} training images/s, {summary['wall_seconds']:.0f} s in all")
     print(f"run:        {run_dir}")
     if export_dir:
@@ -247,6 +259,18 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
         if name != "saved_model":
             print(f"{name + ':':<12}{path}")
     return summary
+
+
+def _tta_accuracy(model: keras.Model, data: Data, views: str) -> float:
+    """Top-1 on the evaluation batches of the mean over `views` of each image (zoo.deploy.tta)."""
+    from zoo.deploy.tta import predict_with_tta
+
+    correct = total = 0
+    for images, labels in data.eval.take(data.eval_steps):
+        probabilities = predict_with_tta(lambda x: model(x, training=False), images, views)
+        correct += int((probabilities.argmax(1) == labels.numpy().argmax(1)).sum())
+        total += len(probabilities)
+    return correct / total
 
 
 def _format(value: float | None, spec: str) -> str:
