@@ -147,6 +147,8 @@ def build_rows(model: str, skipped: list[str]) -> list[Row]:
         skipped.append(f"{model}: input pipeline and trainer rows (TFDS_DATA_DIR is unset: no prepared dataset)")
         return rows
     add("input pipeline alone", "-", "-", lambda: timed(zoo_rows.Pipeline(model, BATCH_SIZE).run, seconds / 4))
+    add("input pipeline, every recipe augmentation", "-", "-",
+        lambda: timed(zoo_rows.Pipeline(model, BATCH_SIZE, zoo_rows.RECIPE_AUGMENTATION).run, seconds / 4))
     for precision in ("float32", "mixed_bfloat16")[:2 if bf16 else 1]:
         # partial binds this trainer now; a lambda would find the loop's last one when called, and
         # did: until 2026-12-02 both trainer rows timed the mixed_bfloat16 trainer.
@@ -187,6 +189,8 @@ def ratios(rows: list[dict]) -> list[str]:
                  ("trainer bf16 / PyTorch bf16", trainer_bf16, torch16),
                  ("trainer / in-memory step (fp32)", trainer, step),
                  ("input pipeline / in-memory step", pipeline, step),
+                 ("recipe-augmented pipeline / in-memory step",
+                  find(model, "input pipeline, every recipe augmentation", "-"), step),
                  ("step bf16 / step fp32", find(model, "zoo step, in memory", "mixed_bfloat16"), step),
                  ("step XLA whole / off", find(model, "zoo step, in memory", "float32", "whole model"), step),
                  ("step XLA per block / off", find(model, "zoo step, in memory", "float32", "per block"), step)]

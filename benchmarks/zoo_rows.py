@@ -108,11 +108,16 @@ class InMemoryStep:
         return (time.perf_counter() - started) * steps / (calls * self.steps_per_execution)
 
 
-class Pipeline:
-    """The real dataset's training pipeline alone, as train.py builds it (augmentation on)."""
+# Every batch augmentation of the recipes (zoo.data.augment), on top of the experiment's crops and flips.
+RECIPE_AUGMENTATION = ("data.augment.rand_augment={num_ops: 2, magnitude: 9}", "data.augment.random_erasing=0.25",
+                       "data.augment.mixup_alpha=0.2", "data.augment.cutmix_alpha=1.0")
 
-    def __init__(self, model_name: str, batch_size: int):
-        experiment = load_experiment(experiment_path(model_name))
+
+class Pipeline:
+    """The real dataset's training pipeline alone, as train.py builds it (augmentation on; `overrides` add more)."""
+
+    def __init__(self, model_name: str, batch_size: int, overrides: tuple[str, ...] = ()):
+        experiment = load_experiment(experiment_path(model_name), list(overrides))
         input_size = experiment.model_config().input_shape[:2]
         data = load_data(experiment.data, model_input_size=input_size, batch_size=batch_size)
         self.batches = iter(data.train(None))
