@@ -112,7 +112,7 @@ def _publish_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory (with model.keras)")
     parser.add_argument("--name", required=True, help="the preset's name, e.g. resnet20_cifar10")
     parser.add_argument("--description", help="one line for the catalogue (default: model, dataset, experiment)")
-    parser.add_argument("--out", help="where the card and weights go (default: the package's preset_files/)")
+    parser.add_argument("--out", help="where the card and weights go (default: the package's zoo/models/presets/)")
 
 
 @command("publish", "turn a finished run into a preset: its weights and a model card", _publish_arguments)
