@@ -1,12 +1,13 @@
 """Batch augmentations: MixUp and CutMix mix images exactly as they mix labels, random erasing erases one
-rectangle with the given probability, RandAugment keeps images valid and varies them, and bad values are
-config errors."""
+rectangle with the given probability, RandAugment keeps images valid and varies them, its equalisation
+is PIL's on each image, and bad values are config errors."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image, ImageOps
 
 from zoo.common.errors import ConfigError
-from zoo.data.augment import BatchAugmentation
+from zoo.data.augment import BatchAugmentation, equalize
 from zoo.data.preprocess import Preprocessing
 from zoo.experiment import AugmentConfig, RandAugmentConfig, load_experiment
 from helpers import ROOT
@@ -83,6 +84,15 @@ def test_rand_augment_keeps_images_valid_and_varies_them():
     changed = [not np.array_equal(out, images.numpy()) for out in outputs]
     assert sum(changed) >= 4  # an op can leave an image as it was (e.g. auto contrast of a full-range one)
     assert len({out.tobytes() for out in outputs}) > 3
+
+
+def test_equalize_maps_each_image_as_pil_does_whatever_else_is_in_the_batch():
+    rng = np.random.default_rng(0)
+    batch = np.stack([rng.integers(0, 60, (28, 28, 3)), rng.integers(100, 256, (28, 28, 3)),
+                      np.full((28, 28, 3), 77), np.where(rng.random((28, 28, 3)) < 0.5, 3, 200),
+                      rng.beta(2, 5, (28, 28, 3)) * 255]).astype(np.uint8)  # dark, bright, flat, two-valued, skewed
+    expected = np.stack([np.asarray(ImageOps.equalize(Image.fromarray(image))) for image in batch])
+    np.testing.assert_array_equal(equalize(tf.constant(batch, tf.float32)).numpy(), expected)
 
 
 @pytest.mark.parametrize("override, message", [
