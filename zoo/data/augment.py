@@ -41,7 +41,7 @@ def equalize(images: tf.Tensor) -> tf.Tensor:
     """
     shape = tf.shape(images)
     batch, channels = shape[0], shape[3]
-    values = tf.cast(tf.clip_by_value(images, 0, 255), tf.int32)
+    values = tf.cast(images, tf.int32)
     planes = tf.reshape(tf.transpose(values, [0, 3, 1, 2]), [batch * channels, -1])  # a row per image channel
     histogram = tf.math.bincount(planes, minlength=256, maxlength=256, axis=-1)
     darker = tf.cumsum(histogram, axis=1, exclusive=True)  # [plane, v]: its pixels darker than v
@@ -60,7 +60,8 @@ def rand_augment_operations(magnitude: float, seed: int) -> list[Callable[[tf.Te
     where the fast recipe alone gives 78%). Here each gets the range of the RandAugment and AutoAugment
     papers (as timm scales them) at magnitude / 10. Shear, translation and rotation fill what they
     uncover with black, as torchvision does (timm and the papers' code fill with a constant grey; Keras's
-    default mirrors the image, which took a third to a half longer on 128 MNIST images).
+    default mirrors the image, which took a quarter to a half longer a call on 128 28x28 images, Intel
+    Xeon AMX).
     """
     s = magnitude / 10
     common = {"seed": seed, "dtype": "float32"}
