@@ -3,10 +3,26 @@
 """
 from __future__ import annotations
 
+import os
 import time
 
-import torch
-from torch import nn
+from zoo.common.cpu import this_cpu
+
+
+def match_tensorflow_instructions() -> None:
+    """Under ONEDNN_MAX_CPU_ISA (an AVX2-only CPU emulated on an AVX-512 one, say) PyTorch's kernels
+    must see the instructions TensorFlow's do. Its oneDNN reads that variable itself; ATen's own
+    vectorised kernels follow ATEN_CPU_CAPABILITY and MKL's matmuls MKL_ENABLE_INSTRUCTIONS, both
+    read once, when torch first runs. Values the user set are kept."""
+    cpu = this_cpu()
+    if "avx512f" in cpu.flags and "avx512f" not in cpu.kernel_flags:
+        os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2" if "avx2" in cpu.kernel_flags else "default")
+        os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", "AVX2" if "avx2" in cpu.kernel_flags else "AVX")
+
+
+match_tensorflow_instructions()
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 
 class BasicBlockA(nn.Module):

@@ -37,11 +37,14 @@ TRAINER_STEPS = {"resnet20": 120, "lenet5": 400}  # 60 ResNet-20 steps (11 s) ga
 
 
 def describe_machine() -> str:
-    """Cores, the CPU's name and vector extensions, and whether oneDNN is on: what the figures depend on."""
+    """Cores, the CPU's name and vector extensions, whether oneDNN is on, and the instructions PyTorch's
+    own kernels use: what the figures depend on."""
     from zoo.common.cpu import onednn_setting, this_cpu
 
     onednn, reason = onednn_setting()
-    return f"{os.cpu_count()} CPU cores, {this_cpu().describe()}, oneDNN {'on' if onednn else 'off'} ({reason})"
+    torch = sys.modules.get("torch")
+    peer = f", PyTorch's kernels {torch.backends.cpu.get_cpu_capability()}" if torch else ""
+    return f"{os.cpu_count()} CPU cores, {this_cpu().describe()}, oneDNN {'on' if onednn else 'off'} ({reason}){peer}"
 
 
 @dataclasses.dataclass

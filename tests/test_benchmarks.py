@@ -1,6 +1,10 @@
 """`make bench`'s runner: each row times what its label says, and a bad argument is one line."""
+import dataclasses
 import importlib
+import os
 import sys
+
+import pytest
 
 from helpers import ROOT, assert_one_line_error, run
 
@@ -32,6 +36,7 @@ class FakeRow:
 
 ZEN4 = Cpu("AMD EPYC 9R14", "x86_64", frozenset({"avx2", "fma", "avx512f", "avx512_bf16"}))
 ZEN3 = Cpu("AMD EPYC 7B13", "x86_64", frozenset({"avx2", "fma"}))
+XEON_AVX512 = Cpu("Intel Xeon", "x86_64", frozenset({"avx2", "fma", "avx512f", "avx512_bf16"}))
 
 
 def fake_rows(monkeypatch, cpu: Cpu) -> tuple[list, list[str]]:
@@ -69,3 +74,17 @@ def test_profile_step_sums_the_step_by_op_type():
 def test_profile_step_refuses_an_unknown_model_in_one_line():
     assert_one_line_error(run("benchmarks/profile_step.py", "lenet7"), "unknown benchmark model 'lenet7'",
                           "did you mean 'lenet5'")
+
+
+@pytest.mark.parametrize("cap, aten, mkl", [("AVX2", "avx2", "AVX2"), ("AVX", "default", "AVX"), ("", None, None)])
+def test_pytorch_is_held_to_the_instructions_onednn_is_capped_at(monkeypatch, cap, aten, mkl):
+    pytest.importorskip("torch")
+    reference_torch = importlib.import_module("reference_torch")
+    monkeypatch.setattr(reference_torch, "this_cpu", lambda: dataclasses.replace(XEON_AVX512, isa_cap=cap))
+    for name in ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    reference_torch.match_tensorflow_instructions()
+    assert (os.environ.get("ATEN_CPU_CAPABILITY"), os.environ.get("MKL_ENABLE_INSTRUCTIONS")) == (aten, mkl)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512")  # the user's own value is kept
+    reference_torch.match_tensorflow_instructions()
+    assert os.environ["ATEN_CPU_CAPABILITY"] == "avx512"

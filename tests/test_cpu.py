@@ -1,4 +1,6 @@
 """The CPU reading and the oneDNN decision it drives (zoo.common.cpu)."""
+import dataclasses
+
 import pytest
 
 from zoo.common.cpu import Cpu, decide_onednn, onednn_setting, this_cpu
@@ -37,3 +39,45 @@ def test_this_machine_is_read_and_tensorflow_reports_what_it_resolved():
     assert set(cpu.vector_extensions) <= cpu.flags and cpu.bfloat16_units <= cpu.flags
     on, why = onednn_setting()
     assert isinstance(on, bool) and why
+
+
+XEON_AMX = Cpu("Intel(R) Xeon(R) Processor", "x86_64",
+               frozenset({"avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16"}))
+
+
+@pytest.mark.parametrize("cap, extensions, bfloat16_units", [
+    ("", ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16"], {"avx512_bf16", "amx_bf16"}),
+    ("AVX2", ["avx2", "fma"], set()),
+    ("avx", [], set()),  # oneDNN reads the value in any case
+    ("AVX512_CORE_BF16", ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16"], {"avx512_bf16"}),
+    ("AVX512_CORE_AMX", ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16"],
+     {"avx512_bf16", "amx_bf16"}),  # an alias oneDNN still takes
+    ("AVX3000", ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16"],
+     {"avx512_bf16", "amx_bf16"}),  # oneDNN ignores a value it does not know
+])
+def test_onednn_max_cpu_isa_hides_what_the_kernels_may_not_use(cap, extensions, bfloat16_units):
+    cpu = dataclasses.replace(XEON_AMX, isa_cap=cap)
+    assert cpu.vector_extensions == extensions and cpu.bfloat16_units == bfloat16_units
+    hidden = [name for name in XEON_AMX.vector_extensions if name not in extensions]
+    assert cpu.describe().endswith(f"ONEDNN_MAX_CPU_ISA={cap} hides {', '.join(hidden)})" if hidden else
+                                   f"{', '.join(extensions) or 'no AVX2'})")
+
+
+def test_an_avx2_cap_makes_an_avx512_cpu_choose_as_an_avx2_one(monkeypatch):
+    from zoo.training import compile as compile_module
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    this_cpu.cache_clear()
+    try:
+        capped = this_cpu()
+    finally:
+        this_cpu.cache_clear()
+    assert capped.isa_cap == "AVX2" and not capped.bfloat16_units
+    # TensorFlow decides oneDNN by the hardware: the cap changes the kernels, not that decision.
+    assert decide_onednn(dataclasses.replace(XEON_AMX, isa_cap="AVX2"), "", False)[1].startswith(
+        "TensorFlow's default on a CPU with amx_bf16")
+    monkeypatch.setattr(compile_module, "this_cpu", lambda: dataclasses.replace(XEON_AMX, isa_cap="AVX2"))
+    assert compile_module.resolve_precision("auto") == (
+        "float32", "auto: ONEDNN_MAX_CPU_ISA=AVX2 keeps the kernels off the CPU's bfloat16 hardware")
+    monkeypatch.setattr(compile_module, "this_cpu", lambda: XEON_AMX)
+    assert compile_module.resolve_precision("auto")[0] == "mixed_bfloat16"

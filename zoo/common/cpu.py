@@ -7,6 +7,11 @@ doubled the zoo's training speed (issue 20: ResNet-20's step 132 -> 243-264 imag
 before TensorFlow is, sets TF_ENABLE_ONEDNN_OPTS=1 on x86-64 CPUs with AVX2, unless the user set
 the variable. Elsewhere TensorFlow's own default stands: nothing was measured there. Run records
 what TensorFlow resolved, with the reason (`onednn_setting`).
+
+oneDNN's ONEDNN_MAX_CPU_ISA caps the instructions its kernels may use (TensorFlow's and PyTorch's
+alike); `this_cpu` reads it, so a capped CPU is described, and chooses its precision, as the CPU the
+kernels see: `ONEDNN_MAX_CPU_ISA=AVX2` on an AVX-512 machine keeps float32 and leaves the bench's
+bfloat16 rows out, as an AVX2-only CPU would.
 """
 from __future__ import annotations
 
@@ -22,31 +27,59 @@ ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 VECTOR_EXTENSIONS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")
 BFLOAT16_UNITS = ("avx512_bf16", "amx_bf16")
 TENSORFLOW_ONEDNN_DEFAULT = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+ISA_CAP_VARIABLE = "ONEDNN_MAX_CPU_ISA"
+# oneDNN's ISA levels in its order, lowest first, each with the /proc/cpuinfo flags it adds to those
+# below it; a cap hides the flags of every level above it. oneDNN ignores a value it does not know.
+ONEDNN_ISA_LEVELS = (
+    ("SSE41", ()), ("AVX", ()), ("AVX2", ("avx2", "fma")), ("AVX2_VNNI", ("avx_vnni",)), ("AVX2_VNNI_2", ()),
+    ("AVX512_CORE", ("avx512f",)), ("AVX512_CORE_VNNI", ("avx512_vnni",)), ("AVX512_CORE_BF16", ("avx512_bf16",)),
+    ("AVX10_1_512", ("avx512_fp16",)), ("AVX10_1_512_AMX", ("amx_tile", "amx_int8", "amx_bf16")),
+    ("AVX10_1_512_AMX_FP16", ("amx_fp16",)), ("ALL", ()))
+ONEDNN_ISA_ALIASES = {"AVX512_CORE_FP16": "AVX10_1_512", "AVX512_CORE_AMX": "AVX10_1_512_AMX",
+                      "AVX512_CORE_AMX_FP16": "AVX10_1_512_AMX_FP16"}
+
+
+def flags_above(isa_cap: str) -> frozenset[str]:
+    """The CPU flags an ONEDNN_MAX_CPU_ISA value keeps oneDNN's kernels from using ('' or unknown: none)."""
+    names = [name for name, _ in ONEDNN_ISA_LEVELS]
+    cap = ONEDNN_ISA_ALIASES.get(isa_cap.strip().upper(), isa_cap.strip().upper())
+    if cap not in names:
+        return frozenset()
+    return frozenset(flag for _, added in ONEDNN_ISA_LEVELS[names.index(cap) + 1:] for flag in added)
 
 
 @dataclasses.dataclass(frozen=True)
 class Cpu:
     model: str  # "AMD EPYC 9R14 96-Core Processor"
     architecture: str  # platform.machine(): x86_64, aarch64, ...
-    flags: frozenset[str]
+    flags: frozenset[str]  # the hardware's, as /proc/cpuinfo lists them
+    isa_cap: str = ""  # ONEDNN_MAX_CPU_ISA, if set
+
+    @property
+    def kernel_flags(self) -> frozenset[str]:
+        """The flags oneDNN's kernels may use: the hardware's, less those above ONEDNN_MAX_CPU_ISA."""
+        return self.flags - flags_above(self.isa_cap)
 
     @property
     def bfloat16_units(self) -> frozenset[str]:
-        """The bfloat16 hardware: a subset of {"avx512_bf16", "amx_bf16"}."""
-        return self.flags & set(BFLOAT16_UNITS)
+        """The bfloat16 hardware the kernels may use: a subset of {"avx512_bf16", "amx_bf16"}."""
+        return self.kernel_flags & set(BFLOAT16_UNITS)
 
     @property
     def vector_extensions(self) -> list[str]:
-        return [name for name in VECTOR_EXTENSIONS if name in self.flags]
+        return [name for name in VECTOR_EXTENSIONS if name in self.kernel_flags]
 
     def describe(self) -> str:
         """'AMD EPYC (x86_64; avx2, fma, avx512f, avx512_bf16)': what a measured figure depends on."""
-        return f"{self.model} ({self.architecture}; {', '.join(self.vector_extensions) or 'no AVX2'})"
+        hidden = [name for name in VECTOR_EXTENSIONS if name in self.flags - self.kernel_flags]
+        capped = f"; {ISA_CAP_VARIABLE}={self.isa_cap} hides {', '.join(hidden)}" if hidden else ""
+        return f"{self.model} ({self.architecture}; {', '.join(self.vector_extensions) or 'no AVX2'}{capped})"
 
 
 @functools.cache
 def this_cpu() -> Cpu:
-    """This machine's CPU, read from /proc/cpuinfo (Linux); elsewhere its name and no flags."""
+    """This machine's CPU, read from /proc/cpuinfo (Linux; elsewhere its name and no flags), and the
+    ONEDNN_MAX_CPU_ISA cap on what its kernels may use."""
     model, flags = platform.processor() or "unknown CPU", frozenset()
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -58,7 +91,7 @@ def this_cpu() -> Cpu:
             model = value.strip()
         elif key.strip() in ("flags", "Features") and not flags:
             flags = frozenset(value.split())
-    return Cpu(model, platform.machine(), flags)
+    return Cpu(model, platform.machine(), flags, os.environ.get(ISA_CAP_VARIABLE, "").strip())
 
 
 _decision: str = ""  # why TF_ENABLE_ONEDNN_OPTS has its value, set by configure_onednn
@@ -70,7 +103,7 @@ def decide_onednn(cpu: Cpu, user_value: str, tensorflow_imported: bool) -> tuple
         return None, f"{ONEDNN_VARIABLE}={user_value.strip()} set by the user"
     if tensorflow_imported:
         return None, "TensorFlow was imported before the zoo, so its default stands"
-    defaults = sorted(cpu.flags & set(TENSORFLOW_ONEDNN_DEFAULT))
+    defaults = sorted(cpu.flags & set(TENSORFLOW_ONEDNN_DEFAULT))  # TensorFlow reads the hardware, not the cap
     if defaults:
         return None, f"TensorFlow's default on a CPU with {', '.join(defaults)}"
     if cpu.architecture in ("x86_64", "AMD64") and "avx2" in cpu.flags:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from zoo.common.cpu import this_cpu
+from zoo.common.cpu import BFLOAT16_UNITS, ISA_CAP_VARIABLE, this_cpu
 from zoo.common.errors import ConfigError
 from zoo.experiment import OptimizerConfig, TrainConfig
 from zoo.training.schedules import WarmupSchedule
@@ -44,12 +44,15 @@ def resolve_precision(setting: str) -> tuple[str, str]:
         return setting, setting
     if tf.config.list_physical_devices("GPU"):
         return "float32", "auto: GPU found; mixed precision on GPUs is not measured here yet"
-    units = this_cpu().bfloat16_units
+    cpu = this_cpu()
+    units = cpu.bfloat16_units
     if "amx_bf16" in units:
         return "mixed_bfloat16", "auto: the CPU has AMX, which multiplies bfloat16 matrices in hardware"
     if units:
         return "mixed_bfloat16", ("auto: the CPU has AVX512_BF16; mixed_bfloat16 trained 1.09-1.50x as fast as "
                                   "float32 on one (benchmarks/README.md)")
+    if cpu.flags & set(BFLOAT16_UNITS):
+        return "float32", f"auto: {ISA_CAP_VARIABLE}={cpu.isa_cap} keeps the kernels off the CPU's bfloat16 hardware"
     return "float32", "auto: the CPU has no bfloat16 hardware"
 
 
