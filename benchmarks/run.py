@@ -111,17 +111,20 @@ def build_rows(model: str, skipped: list[str]) -> list[Row]:
     import reference_keras
     import zoo_rows
 
-    from zoo.common.cpu import this_cpu
+    from zoo.common.cpu import ISA_CAP_VARIABLE, this_cpu
 
     seconds = SECONDS_PER_REPEAT[model]
     rows = []
     # Without bfloat16 units TensorFlow and PyTorch emulate it, many times slower than float32: on an
     # AVX2 CPU the bf16 rows alone kept `make bench` past 20 minutes. Those rows measure nothing a user
     # of that CPU would run, so they are left out there.
-    bf16 = bool(this_cpu().bfloat16_units)
+    cpu = this_cpu()
+    bf16 = bool(cpu.bfloat16_units)
     if not bf16:
-        skipped.append(f"{model}: mixed_bfloat16 and bf16 autocast rows (this CPU has no bfloat16 units: "
-                       "both frameworks would emulate bfloat16, many times slower than float32)")
+        why = (f"{ISA_CAP_VARIABLE}={cpu.isa_cap} keeps the kernels off this CPU's bfloat16 units"
+               if cpu.bfloat16_units_capped else "this CPU has no bfloat16 units")
+        skipped.append(f"{model}: mixed_bfloat16 and bf16 autocast rows ({why}: both frameworks would emulate "
+                       "bfloat16, many times slower than float32)")
 
     def add(path: str, precision: str, xla: str, make: Callable[[], Callable[[], float]]) -> None:
         print(f"  building {model}: {path} ({precision}, xla {xla})", flush=True)

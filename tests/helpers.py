@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from zoo.common.cpu import ISA_CAP_VARIABLE, this_cpu
 from zoo.common.schema import REQUIRED
 from zoo.models.blocks import BLOCKS
 
@@ -17,6 +20,13 @@ RECIPE = ["train.ema_momentum=0.9", "train.eval_tta=flip", "train.optimizer.deca
           "train.optimizer.weight_decay=0.01", "data.augment.mixup_alpha=0.2", "data.augment.cutmix_alpha=1.0",
           "data.augment.rand_augment={num_ops: 2, magnitude: 9}", "data.augment.random_erasing=0.25",
           "data.augment.random_crop_padding=2", "data.augment.horizontal_flip=true"]
+
+
+# Under ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU (how benchmarks/README.md measures an AVX2-only CPU's
+# kernels) bfloat16 cannot run at all: TensorFlow sends it to oneDNN, whose capped kernels have none.
+needs_bfloat16_kernels = pytest.mark.skipif(
+    this_cpu().bfloat16_beyond_cap, reason=f"{ISA_CAP_VARIABLE}={this_cpu().isa_cap} leaves oneDNN no bfloat16 "
+    "kernels on this AVX-512 CPU, and TensorFlow sends it bfloat16 all the same")
 
 
 FLAT_INPUT = {"dense", "classifier"}

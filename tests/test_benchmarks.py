@@ -62,7 +62,14 @@ def test_each_trainer_row_times_its_own_precision(monkeypatch):
 def test_bfloat16_rows_are_left_out_with_a_message_on_a_cpu_without_bfloat16_units(monkeypatch):
     rows, skipped = fake_rows(monkeypatch, ZEN3)
     assert rows and all(row.precision == "float32" or row.precision == "-" for row in rows)
-    assert any("no bfloat16 units" in line for line in skipped)
+    assert any("this CPU has no bfloat16 units" in line for line in skipped)
+
+
+def test_under_an_isa_cap_the_bfloat16_rows_are_left_out_naming_the_cap(monkeypatch):
+    rows, skipped = fake_rows(monkeypatch, dataclasses.replace(XEON_AVX512, isa_cap="AVX512_CORE"))
+    assert all(row.precision in ("float32", "-") for row in rows)
+    assert any("ONEDNN_MAX_CPU_ISA=AVX512_CORE keeps the kernels off this CPU's bfloat16 units" in line
+               for line in skipped)
 
 
 def test_profile_step_sums_the_step_by_op_type():

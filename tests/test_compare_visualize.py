@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import ROOT, assert_one_line_error, run
+from helpers import ROOT, assert_one_line_error, needs_bfloat16_kernels, run
 
 from zoo.common.errors import ZooError
 from zoo.experiment import load_experiment
@@ -173,6 +173,7 @@ def test_grad_cam_errors(run_dir, tmp_path):
         visualize("lenet5_mnist", out_dir=tmp_path)
 
 
+@needs_bfloat16_kernels
 def test_grad_cam_of_a_mixed_precision_model():
     from zoo.studies.grad_cam import class_activation_map, last_spatial_layer
 

@@ -81,3 +81,22 @@ def test_an_avx2_cap_makes_an_avx512_cpu_choose_as_an_avx2_one(monkeypatch):
         "float32", "auto: ONEDNN_MAX_CPU_ISA=AVX2 keeps the kernels off the CPU's bfloat16 hardware")
     monkeypatch.setattr(compile_module, "this_cpu", lambda: XEON_AMX)
     assert compile_module.resolve_precision("auto")[0] == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("cpu, refused", [
+    (dataclasses.replace(XEON_AMX, isa_cap="AVX2"), True),  # TensorFlow would hand oneDNN bfloat16 it cannot run
+    (dataclasses.replace(XEON_AMX, isa_cap="AVX512_CORE"), False),  # oneDNN emulates bfloat16 on AVX-512
+    (ZEN3, False),  # no AVX-512: TensorFlow keeps bfloat16 on its own kernels
+])
+def test_mixed_bfloat16_is_refused_in_one_line_only_where_onednn_would_fail_on_it(monkeypatch, cpu, refused):
+    from zoo.common.errors import ConfigError
+    from zoo.training import compile as compile_module
+
+    monkeypatch.setattr(compile_module, "this_cpu", lambda: cpu)
+    monkeypatch.setattr(compile_module, "onednn_setting", lambda: (True, "on"))
+    if not refused:
+        assert compile_module.resolve_precision("mixed_bfloat16") == ("mixed_bfloat16", "mixed_bfloat16")
+        return
+    with pytest.raises(ConfigError, match=r"^train.precision: ONEDNN_MAX_CPU_ISA=AVX2 leaves .* received mixed_bfloat16$"):
+        compile_module.resolve_precision("mixed_bfloat16")
+    assert compile_module.resolve_precision("float32") == ("float32", "float32")

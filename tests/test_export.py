@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import MODEL_CONFIGS, model_ids
-from helpers import ROOT, SHORT, assert_one_line_error, run, tiny_config
+from helpers import ROOT, SHORT, assert_one_line_error, needs_bfloat16_kernels, run, tiny_config
 
 from zoo.common.errors import ConfigError, ZooError
 from zoo.data.preprocess import Preprocessing
@@ -102,6 +102,7 @@ def test_every_architecture_exports_to_onnx(path, tmp_path):
     assert_exports("onnx", path, tmp_path)
 
 
+@needs_bfloat16_kernels
 @pytest.mark.parametrize("name", ["litert", "onnx"])
 def test_a_mixed_bfloat16_model_exports_as_its_float32_copy(name, tmp_path):
     # LiteRT and ONNX have no bfloat16 kernels: before, such a run (precision auto on a bf16 CPU) could not

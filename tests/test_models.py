@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import MODEL_CONFIGS, model_ids
-from helpers import keras_macs, tiny_config
+from helpers import keras_macs, needs_bfloat16_kernels, tiny_config
 
 from zoo import build_model, load_model_config
 from zoo.models.analysis import analyze
@@ -142,7 +142,7 @@ def test_build_model_accepts_a_mapping_with_a_base():
     assert model.get_layer("conv1_conv").kernel.shape == (3, 3, 1, 6)
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("precision", ["float32", pytest.param("mixed_bfloat16", marks=needs_bfloat16_kernels)])
 def test_fused_batch_norm_trains_as_the_stock_layer(precision):
     """Same outputs, gradients and moving statistics in training; inference is the stock code itself."""
     import tensorflow as tf

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from helpers import ROOT, SHORT, assert_one_line_error, run
+from helpers import ROOT, SHORT, assert_one_line_error, needs_bfloat16_kernels, run
 
 from zoo.common.errors import ZooError
 from zoo.deploy.evaluation import evaluate
@@ -244,7 +244,8 @@ def test_folder_of_own_images_trains(tmp_path):
     assert summary["input_shape"] == [32, 32, 3] and summary["num_classes"] == 2
 
 
-@pytest.mark.parametrize("setting", ["train.xla=on", "train.precision=mixed_bfloat16"])
+@pytest.mark.parametrize("setting", ["train.xla=on", pytest.param("train.precision=mixed_bfloat16",
+                                                                  marks=needs_bfloat16_kernels)])
 def test_xla_and_mixed_precision_runs_are_recorded(setting, tmp_path, patterns_dir):
     experiment = load_experiment(ROOT / "configs/experiments/default.yaml",
                                  ["train.epochs=1", "train.steps_per_epoch=2", "train.eval_steps=1",

@@ -66,6 +66,18 @@ class Cpu:
         return self.kernel_flags & set(BFLOAT16_UNITS)
 
     @property
+    def bfloat16_units_capped(self) -> bool:
+        """Whether the CPU has bfloat16 units that ONEDNN_MAX_CPU_ISA keeps the kernels from."""
+        return bool(self.flags & set(BFLOAT16_UNITS)) and not self.bfloat16_units
+
+    @property
+    def bfloat16_beyond_cap(self) -> bool:
+        """Whether bfloat16 ops would fail: TensorFlow hands them to oneDNN on any CPU with AVX-512 (it
+        reads the hardware, not the cap), and a cap below AVX512_CORE leaves oneDNN no kernel for them.
+        On a CPU without AVX-512 TensorFlow keeps them on its own (slow) kernels instead."""
+        return "avx512f" in self.flags and "avx512f" not in self.kernel_flags
+
+    @property
     def vector_extensions(self) -> list[str]:
         return [name for name in VECTOR_EXTENSIONS if name in self.kernel_flags]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from zoo.common.cpu import BFLOAT16_UNITS, ISA_CAP_VARIABLE, this_cpu
+from zoo.common.cpu import ISA_CAP_VARIABLE, onednn_setting, this_cpu
 from zoo.common.errors import ConfigError
 from zoo.experiment import OptimizerConfig, TrainConfig
 from zoo.training.schedules import WarmupSchedule
@@ -40,18 +40,22 @@ def resolve_precision(setting: str) -> tuple[str, str]:
     mean over 3 seeds against 99.18%). AMX multiplies bf16 matrices in hardware (not measured
     here). Without either, auto keeps float32.
     """
+    cpu = this_cpu()
+    if setting == "mixed_bfloat16" and cpu.bfloat16_beyond_cap and onednn_setting()[0]:
+        raise ConfigError(f"{ISA_CAP_VARIABLE}={cpu.isa_cap} leaves TensorFlow's oneDNN kernels no bfloat16 "
+                          "convolution on this AVX-512 CPU (TensorFlow sends them bfloat16 all the same); expected "
+                          f"float32 or auto, or the variable unset, received {setting}", key="train.precision")
     if setting != "auto":
         return setting, setting
     if tf.config.list_physical_devices("GPU"):
         return "float32", "auto: GPU found; mixed precision on GPUs is not measured here yet"
-    cpu = this_cpu()
     units = cpu.bfloat16_units
     if "amx_bf16" in units:
         return "mixed_bfloat16", "auto: the CPU has AMX, which multiplies bfloat16 matrices in hardware"
     if units:
         return "mixed_bfloat16", ("auto: the CPU has AVX512_BF16; mixed_bfloat16 trained 1.09-1.50x as fast as "
                                   "float32 on one (benchmarks/README.md)")
-    if cpu.flags & set(BFLOAT16_UNITS):
+    if cpu.bfloat16_units_capped:
         return "float32", f"auto: {ISA_CAP_VARIABLE}={cpu.isa_cap} keeps the kernels off the CPU's bfloat16 hardware"
     return "float32", "auto: the CPU has no bfloat16 hardware"
 
