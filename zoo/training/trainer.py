@@ -64,16 +64,29 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
     distribution = resolve_distribution(experiment.train.distribute, experiment.train.batch_size, cluster)
     check_installed(experiment.export.formats())  # before training, not after it
     run_dir = run_directory(experiment, workdir)
-    with contextlib.ExitStack() as stack:
-        out_dir = run_dir
-        if not distribution.cluster.is_chief:
-            # One fixed directory per worker, not a fresh temporary one: a worker killed outright leaves
-            # it behind, inside the run it belongs to, and its restart reuses it instead of adding another.
-            out_dir = run_dir / WORKERS_DIR / str(distribution.cluster.index)
-            stack.callback(_remove_worker_dir, out_dir)
-        stack.enter_context(locks.exclusive(out_dir))  # a second process on the same directory is refused
-        stack.enter_context(stopping_if_a_worker_is_lost(distribution, run_dir))
-        return _train(experiment, run_dir, out_dir, distribution, started)
+    fresh = not run_dir.exists()
+    try:
+        with contextlib.ExitStack() as stack:
+            out_dir = run_dir
+            if not distribution.cluster.is_chief:
+                # One fixed directory per worker, not a fresh temporary one: a worker killed outright leaves
+                # it behind, inside the run it belongs to, and its restart reuses it instead of adding another.
+                out_dir = run_dir / WORKERS_DIR / str(distribution.cluster.index)
+                stack.callback(_remove_worker_dir, out_dir)
+            stack.enter_context(locks.exclusive(out_dir))  # a second process on the same directory is refused
+            stack.enter_context(stopping_if_a_worker_is_lost(distribution, run_dir))
+            return _train(experiment, run_dir, out_dir, distribution, started)
+    except ZooError:
+        if fresh:  # a setting refused before anything was written leaves no empty run directory behind
+            _remove_if_only_the_lock(run_dir)
+        raise
+
+
+def _remove_if_only_the_lock(run_dir: Path) -> None:
+    with contextlib.suppress(OSError):  # never in the way of the error being reported
+        if [path.name for path in run_dir.iterdir()] == [locks.LOCK_FILE]:
+            (run_dir / locks.LOCK_FILE).unlink()
+            run_dir.rmdir()
 
 
 def _remove_worker_dir(out_dir: Path) -> None:
