@@ -38,26 +38,30 @@ ARCHITECTURES = [pytest.param(path, marks=pytest.mark.slow) if path.stem in SLOW
 
 
 MAX_DENSE_UNITS = 128
-# Every block's channel counts, divided by WIDTH_DIVISOR where it divides them (so the ratios between
-# them, an option-A shortcut's zero channels and AlexNet's groups all stay): the converters' time goes
-# with the weights: an eighth of the width took ResNet-50's ONNX export from 14.5 to 1.7 s (Intel Xeon AMX).
+# Every block's channel counts divided by the largest of WIDTH_DIVISORS that divides them all and keeps
+# each at MIN_CHANNELS or more: the ratios between them, an option-A shortcut's zero channels and
+# AlexNet's groups all stay, and no layer gets so narrow that its ReLUs can all die (LeNet-5's second
+# convolution at 2 channels once gave every image the same output). The converters' time goes with the
+# weights: an eighth of the width took ResNet-50's ONNX export from 14.5 to 1.7 s (Intel Xeon AMX).
 CHANNEL_PARAMS = ("filters", "reduced_filters", "filters_1x1", "filters_3x3_reduce", "filters_3x3",
                   "filters_5x5_reduce", "filters_5x5", "pool_proj")
-WIDTH_DIVISOR = 8
+WIDTH_DIVISORS = (8, 4, 2)
+MIN_CHANNELS = 8
 
 
-def narrowed(layer: dict) -> dict:
-    if layer.get("type") == "dense":
-        return {**layer, "units": min(layer["units"], MAX_DENSE_UNITS)}
-    return {**layer, **{key: layer[key] // WIDTH_DIVISOR for key in CHANNEL_PARAMS
-                        if isinstance(layer.get(key), int) and layer[key] % WIDTH_DIVISOR == 0}}
+def narrowed(layers: list[dict]) -> list[dict]:
+    channels = [layer[key] for layer in layers for key in CHANNEL_PARAMS if isinstance(layer.get(key), int)]
+    divisor = next((d for d in WIDTH_DIVISORS if all(c % d == 0 and c // d >= MIN_CHANNELS for c in channels)), 1)
+    return [{**layer, "units": min(layer["units"], MAX_DENSE_UNITS)} if layer.get("type") == "dense" else
+            {**layer, **{key: layer[key] // divisor for key in CHANNEL_PARAMS if isinstance(layer.get(key), int)}}
+            for layer in layers]
 
 
 def smallest(config_path: Path, classes: int = len(CLASSES)):
     """The config at the smallest square input (from 16 pixels up) its stack accepts, narrowed: the
     same ops to export, without VGG's 100M-weight matrices or ResNet-50's 23M weights."""
     config = load_model_config(config_path)
-    layers = [narrowed(layer) for layer in config.raw["layers"]]
+    layers = narrowed(config.raw["layers"])
     config = load_model_config({**config.raw, "layers": layers}, config.source)
     channels = config.input_shape[2]
     for size in range(16, config.input_shape[0] + 1):
