@@ -15,7 +15,7 @@ def match_tensorflow_instructions() -> None:
     vectorised kernels follow ATEN_CPU_CAPABILITY and MKL's matmuls MKL_ENABLE_INSTRUCTIONS, both
     read once, when torch first runs. Values the user set are kept."""
     cpu = this_cpu()
-    if "avx512f" in cpu.flags and "avx512f" not in cpu.kernel_flags:
+    if cpu.avx512_capped:
         os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2" if "avx2" in cpu.kernel_flags else "default")
         os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", "AVX2" if "avx2" in cpu.kernel_flags else "AVX")
 

@@ -25,7 +25,7 @@ RECIPE = ["train.ema_momentum=0.9", "train.eval_tta=flip", "train.optimizer.deca
 # Under ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU (how benchmarks/README.md measures an AVX2-only CPU's
 # kernels) bfloat16 cannot run at all: TensorFlow sends it to oneDNN, whose capped kernels have none.
 needs_bfloat16_kernels = pytest.mark.skipif(
-    this_cpu().bfloat16_beyond_cap, reason=f"{ISA_CAP_VARIABLE}={this_cpu().isa_cap} leaves oneDNN no bfloat16 "
+    this_cpu().avx512_capped, reason=f"{ISA_CAP_VARIABLE}={this_cpu().isa_cap} leaves oneDNN no bfloat16 "
     "kernels on this AVX-512 CPU, and TensorFlow sends it bfloat16 all the same")
 
 

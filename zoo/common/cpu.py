@@ -71,10 +71,11 @@ class Cpu:
         return bool(self.flags & set(BFLOAT16_UNITS)) and not self.bfloat16_units
 
     @property
-    def bfloat16_beyond_cap(self) -> bool:
-        """Whether bfloat16 ops would fail: TensorFlow hands them to oneDNN on any CPU with AVX-512 (it
-        reads the hardware, not the cap), and a cap below AVX512_CORE leaves oneDNN no kernel for them.
-        On a CPU without AVX-512 TensorFlow keeps them on its own (slow) kernels instead."""
+    def avx512_capped(self) -> bool:
+        """Whether ONEDNN_MAX_CPU_ISA hides the AVX-512 this CPU has. bfloat16 ops then fail: TensorFlow
+        hands them to oneDNN on any CPU with AVX-512 (it reads the hardware, not the cap), and a cap below
+        AVX512_CORE leaves oneDNN no kernel for them. On a CPU without AVX-512 TensorFlow keeps them on
+        its own (slow) kernels instead."""
         return "avx512f" in self.flags and "avx512f" not in self.kernel_flags
 
     @property

@@ -41,7 +41,7 @@ def resolve_precision(setting: str) -> tuple[str, str]:
     here). Without either, auto keeps float32.
     """
     cpu = this_cpu()
-    if setting == "mixed_bfloat16" and cpu.bfloat16_beyond_cap and onednn_setting()[0]:
+    if setting == "mixed_bfloat16" and cpu.avx512_capped and onednn_setting()[0]:
         raise ConfigError(f"{ISA_CAP_VARIABLE}={cpu.isa_cap} leaves TensorFlow's oneDNN kernels no bfloat16 "
                           "convolution on this AVX-512 CPU (TensorFlow sends them bfloat16 all the same); expected "
                           f"float32 or auto, or the variable unset, received {setting}", key="train.precision")
