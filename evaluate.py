@@ -11,7 +11,7 @@ import sys
 
 from zoo.common.errors import exits_cleanly
 from zoo.common.quiet import import_tensorflow_quietly
-from zoo.experiment import EXPORT_FORMATS
+from zoo.experiment import EXPORT_FORMATS, check_export_format
 
 
 @exits_cleanly
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="where to write evaluation.json and the confusion matrix")
     parser.add_argument("--json", action="store_true", help='print {"results": [one object per artifact]}')
     args = parser.parse_args(argv)
+    for name in args.formats or ():
+        check_export_format(name)  # a typo answered before the 3 s of TensorFlow's import
     import_tensorflow_quietly()
 
     from zoo.deploy.evaluation import evaluate_all, format_comparison, format_result

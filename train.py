@@ -3,7 +3,6 @@ import argparse
 import sys
 
 from zoo.common.errors import exits_cleanly
-from zoo.common.quiet import import_tensorflow_quietly
 
 
 @exits_cleanly
@@ -14,8 +13,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="override any config key, e.g. --set train.epochs=3 (repeatable)")
     parser.add_argument("--workdir", help="the run directory; rerunning with the same one resumes")
     args = parser.parse_args(argv)
-    import_tensorflow_quietly()
-
     from zoo.cli.runner import run_config
 
     run_config(args.config, args.overrides, args.workdir)

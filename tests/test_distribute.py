@@ -21,7 +21,7 @@ from helpers import RECIPE, ROOT, assert_one_line_error, run
 from zoo.cli.launch import free_ports, tf_config
 from zoo.common.errors import ZooError
 from zoo.experiment import load_experiment
-from zoo.training.distribute import read_tf_config
+from zoo.training.cluster import read_tf_config
 from zoo.training.trainer import WORKERS_DIR, train
 
 DEFAULT = "configs/experiments/default.yaml"

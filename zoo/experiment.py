@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 
-from zoo.common.errors import ConfigError
+from zoo.common.errors import ConfigError, ZooError, unknown
 from zoo.common.schema import (Fraction, Max, Min, NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveFloat,
                                PositiveInt, Probability, build_dataclass)
 from zoo.common.yamlfiles import StrictLoader, load_yaml
@@ -131,6 +131,13 @@ class ExportConfig:
 
 
 EXPORT_FORMATS = tuple(field.name for field in dataclasses.fields(ExportConfig) if field.type == "bool")
+
+
+def check_export_format(name: str) -> str:
+    """`name` if it names an export format, else the ZooError that `--format` answers with."""
+    if name not in EXPORT_FORMATS:
+        raise ZooError(f"--format: {unknown('format', name, EXPORT_FORMATS)}")
+    return name
 
 
 @dataclasses.dataclass(frozen=True)

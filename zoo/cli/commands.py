@@ -12,7 +12,7 @@ from typing import Callable
 
 from zoo.common.errors import exits_cleanly
 from zoo.common.quiet import import_tensorflow_quietly
-from zoo.experiment import EXPORT_FORMATS
+from zoo.experiment import EXPORT_FORMATS, check_export_format
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -163,6 +163,8 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 
 @command("export", "export a run again, in any format, each verified against the Keras model", _export_arguments)
 def export_command(args: argparse.Namespace) -> int:
+    for name in args.formats or ():
+        check_export_format(name)  # a typo answered before the 3 s of TensorFlow's import
     import_tensorflow_quietly()
     from zoo.deploy.export import reexport_run
 

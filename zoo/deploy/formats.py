@@ -17,10 +17,11 @@ import functools
 from pathlib import Path
 from typing import Callable, Iterable, Literal
 
-from zoo.common.errors import ZooError, describe_exception, unknown
+from zoo.common.errors import ZooError, describe_exception
 from zoo.deploy import keras_file, litert, onnx_file, saved_model
 from zoo.deploy.artifact import Artifact, Source
 from zoo.deploy.runtime import require
+from zoo.experiment import check_export_format
 from zoo.models.saving import why_unreadable
 
 
@@ -55,9 +56,7 @@ SUFFIXES = {".keras": "keras", ".tflite": "litert", ".onnx": "onnx"}  # a .tflit
 
 
 def get(name: str) -> Format:
-    if name not in FORMATS:
-        raise ZooError(f"--format: {unknown('format', name, FORMATS)}")
-    return FORMATS[name]
+    return FORMATS[check_export_format(name)]
 
 
 def check_installed(names: Iterable[str]) -> None:

@@ -2,7 +2,7 @@
 
 `train.distribute` resolves here: `none` (one device), `mirrored` (every local GPU, or the
 logical CPUs that ZOO_CPU_DEVICES asks for), `multi_worker` (one process per worker, the cluster
-described by TF_CONFIG as Kubeflow's TFJob, Ray Train and `python -m zoo launch` set it), and
+described by TF_CONFIG, read in zoo.training.cluster), and
 `auto`, which picks multi_worker when TF_CONFIG names more than one worker, mirrored when more
 than one GPU is visible, else none. The strategy must exist before TensorFlow starts its
 runtime, so the trainer resolves it first. A worker whose peers are gone stops here with one line.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
 from pathlib import Path
@@ -20,23 +19,12 @@ from typing import Any, Iterator
 import tensorflow as tf
 
 from zoo.common.errors import ZooError
+from zoo.training.cluster import Cluster
 
 CPU_DEVICES = "ZOO_CPU_DEVICES"  # split the CPU into N logical devices, to try `mirrored` without GPUs
 # A worker that dies leaves the others waiting in an all-reduce; past this they stop with an error
 # rather than hang. Generous against a slow step, well under the minute a cluster should take to notice.
 COLLECTIVE_TIMEOUT_SECONDS = 45
-
-
-@dataclasses.dataclass(frozen=True)
-class Cluster:
-    """This process's place in a TF_CONFIG cluster: how many workers, and which one it is."""
-
-    workers: int
-    index: int  # 0 is the chief: the only worker that writes the run directory
-
-    @property
-    def is_chief(self) -> bool:
-        return self.index == 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,35 +47,6 @@ class Distribution:
     def describe(self) -> str:
         return (f"distribute: {self.name}, {self.cluster.workers} worker(s), {self.replicas} replica(s), global batch "
                 f"{self.global_batch_size} ({self.global_batch_size // self.replicas} per replica)")
-
-
-def read_tf_config(text: str | None) -> Cluster:
-    """TF_CONFIG's cluster and task as a Cluster; one worker (index 0) when it is unset.
-
-    A `chief` entry (Kubeflow's TFJob has one) counts as worker 0 and the `worker` entries follow it.
-    """
-    if not text:
-        return Cluster(1, 0)
-    try:
-        config = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ZooError(f"TF_CONFIG: expected JSON like {{\"cluster\": {{\"worker\": [...]}}, \"task\": {{\"type\": "
-                       f"\"worker\", \"index\": 0}}}}, received {text[:80]!r} ({error.msg})") from None
-    cluster, task = (config.get("cluster"), config.get("task")) if isinstance(config, dict) else (None, None)
-    if not isinstance(cluster, dict) or not isinstance(task, dict):
-        raise ZooError(f"TF_CONFIG: expected an object with 'cluster' and 'task', received {text[:80]!r}")
-    chiefs, workers = cluster.get("chief", []), cluster.get("worker", [])
-    if not isinstance(chiefs, list) or not isinstance(workers, list) or len(chiefs) > 1 or not chiefs + workers:
-        raise ZooError(f"TF_CONFIG: expected a cluster of at most one 'chief' and a list of 'worker' addresses, "
-                       f"received {json.dumps(cluster)[:120]}")
-    kind, index = task.get("type"), task.get("index")
-    members = {"chief": chiefs, "worker": workers}
-    if kind not in members:
-        raise ZooError(f"TF_CONFIG: task.type: expected 'worker' or 'chief', received {kind!r}")
-    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(members[kind]):
-        raise ZooError(f"TF_CONFIG: task.index: expected 0 to {len(members[kind]) - 1} (the cluster has "
-                       f"{len(members[kind])} {kind} address(es)), received {index!r}")
-    return Cluster(len(chiefs) + len(workers), index + len(chiefs) if kind == "worker" else 0)
 
 
 def split_cpu(devices: int) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import shutil
 import sys
 import time
@@ -32,7 +31,8 @@ from zoo.training.callbacks import Checkpointer, DivergenceGuard, Throughput
 from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
 from zoo.training.compile import (compile_model, exclude_norm_and_bias, make_loss, resolve_precision,
                                   resolve_steps_per_execution, resolve_xla)
-from zoo.training.distribute import Distribution, read_tf_config, resolve_distribution, stopping_if_a_worker_is_lost
+from zoo.training.cluster import this_worker
+from zoo.training.distribute import Distribution, resolve_distribution, stopping_if_a_worker_is_lost
 from zoo.training.freezing import check_freeze, frozen_layer_names, frozen_now, set_frozen
 from zoo.training.initial_weights import load_into, open_initial_weights, weights_record
 from zoo.training.loop import fit_distributed
@@ -57,11 +57,8 @@ def train(experiment: Experiment, workdir: str | Path | None = None) -> dict[str
     (tf.distribute wants every worker to save).
     """
     started = time.perf_counter()
-    cluster = read_tf_config(os.environ.get("TF_CONFIG"))
-    if cluster.workers > 1 and not workdir:  # checked before the strategy, which waits for the other workers
-        raise ZooError(f"--workdir: expected the run directory every one of the {cluster.workers} workers shares "
-                       "(a timestamped default would differ between workers), received none")
-    distribution = resolve_distribution(experiment.train.distribute, experiment.train.batch_size, cluster)
+    distribution = resolve_distribution(experiment.train.distribute, experiment.train.batch_size,
+                                        this_worker(workdir))
     check_installed(experiment.export.formats())  # before training, not after it
     run_dir = run_directory(experiment, workdir)
     fresh = not run_dir.exists()
