@@ -59,7 +59,9 @@ def in_float32(model: keras.Model) -> keras.Model:
         return model
     copy = keras.models.clone_model(
         model, clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": "float32"}))
-    copy.set_weights(model.get_weights())
+    # Variable to variable, inside TensorFlow: no NumPy copies (see zoo.models.pretrained.transfer_weights).
+    for copied, weight in zip(copy.weights, model.weights, strict=True):
+        copied.assign(weight)
     return copy
 
 
