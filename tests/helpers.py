@@ -69,6 +69,44 @@ def run(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.C
                           env={**os.environ, **(env or {})})
 
 
+def run_here(*args: str) -> subprocess.CompletedProcess:
+    """`python ARGS...` (train.py, evaluate.py or -m zoo) through its own main() in this process, saving
+    the 3 s of a fresh interpreter's TensorFlow import; returned as run() returns it. What a fresh process
+    shows and this cannot (TensorFlow's own lines at import) stays tested through run()."""
+    import contextlib
+    import importlib
+    import io
+    import os
+    import traceback
+
+    import keras
+
+    script, *argv = args
+    if script == "-m":
+        module, *argv = argv
+        assert module == "zoo", module
+        main = importlib.import_module("zoo.cli.commands").main
+    else:
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        main = importlib.import_module(Path(script).stem).main
+    keras.backend.clear_session(free_memory=False)  # each run names its layers afresh, as in its own process
+    stdout, stderr, cwd = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                status = main(argv) or 0
+            except SystemExit as stopped:
+                status = stopped.code if isinstance(stopped.code, int) else 1
+            except Exception:  # what the interpreter would print before exiting with 1
+                traceback.print_exc()
+                status = 1
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(list(args), status, stdout.getvalue(), stderr.getvalue())
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """Exit status 2, one line on stderr naming the problem, no traceback."""
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import ROOT, assert_one_line_error, needs_bfloat16_kernels, run
+from helpers import ROOT, assert_one_line_error, needs_bfloat16_kernels, run_here
 
 from zoo.common.errors import ZooError
 from zoo.experiment import load_experiment
@@ -86,7 +86,7 @@ def test_compare_refuses_what_is_neither_config_nor_run(tmp_path):
     with pytest.raises(ZooError, match="unknown model 'resnt20'; did you mean 'resnet20'"):
         compare(["resnt20"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    result = run("-m", "zoo", "compare", "lenet5", "no/such/config.yaml", "--out", str(tmp_path / "out"))
+    result = run_here("-m", "zoo", "compare", "lenet5", "no/such/config.yaml", "--out", str(tmp_path / "out"))
     assert_one_line_error(result, "expected a model config", "no/such/config.yaml", "no such file")
 
 
@@ -118,7 +118,7 @@ def test_visualize_errors(run_dir, tmp_path):
     with pytest.raises(ZooError, match="--image: expected a PNG, JPEG"):
         visualize(run_dir, image=not_an_image, out_dir=tmp_path)
     (tmp_path / "config.yaml").write_text((run_dir / "config.yaml").read_text())
-    result = run("-m", "zoo", "visualize", str(tmp_path))
+    result = run_here("-m", "zoo", "visualize", str(tmp_path))
     assert_one_line_error(result, "expected model.keras")
 
 

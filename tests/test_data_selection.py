@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import ROOT, SHORT, assert_one_line_error, run
+from helpers import ROOT, SHORT, run_here
 
 from zoo.common.errors import ZooError
 from zoo.experiment import load_experiment
@@ -56,12 +56,12 @@ def test_selection_errors_name_what_the_dataset_has(patterns_dir):
 def test_a_run_on_chosen_classes_records_and_evaluates_them(patterns_dir, tmp_path):
     overrides = [*SHORT, "train.epochs=1", "train.steps_per_epoch=2", f"data.data_dir={patterns_dir}",
                  "data.classes=[circle, square, cross]", "data.examples_per_class=40"]
-    result = run("train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),
-                 *[f"--set={s}" for s in overrides])
+    result = run_here("train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),
+                      *[f"--set={s}" for s in overrides])
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["num_classes"] == 3
-    evaluation = run("evaluate.py", str(tmp_path / "run"), "--json")
+    evaluation = run_here("evaluate.py", str(tmp_path / "run"), "--json")
     assert evaluation.returncode == 0, evaluation.stderr[-2000:]
     result = json.loads(evaluation.stdout)["results"][0]
     assert list(result["per_class"]) == ["circle", "square", "cross"] and result["examples"] == 360

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import MODEL_CONFIGS, model_ids
-from helpers import ROOT, SHORT, assert_one_line_error, needs_bfloat16_kernels, run, tiny_config
+from helpers import ROOT, SHORT, assert_one_line_error, needs_bfloat16_kernels, run, run_here, tiny_config
 
 from zoo.common.errors import ConfigError, ZooError
 from zoo.data.preprocess import Preprocessing
@@ -252,7 +252,7 @@ def test_saved_model_stores_each_weight_once_and_serves_any_size(exported_run):
 
 def test_evaluate_a_run_compares_every_artifact(exported_run):
     workdir, _ = exported_run
-    result = run("evaluate.py", str(workdir), "--json")
+    result = run_here("evaluate.py", str(workdir), "--json")
     assert result.returncode == 0, result.stderr
     results = {r["format"]: r for r in json.loads(result.stdout)["results"]}
     assert list(results) == list(FORMATS)
@@ -262,7 +262,7 @@ def test_evaluate_a_run_compares_every_artifact(exported_run):
     for name in ("keras", "litert", "onnx"):  # float exports: the same answers, so the same top-1
         assert abs(results[name]["accuracy"] - results["saved_model"]["accuracy"]) <= 0.001
     assert abs(results["litert_int8"]["accuracy"] - results["saved_model"]["accuracy"]) <= 0.05
-    table = run("evaluate.py", str(workdir), "--format", "litert_int8", "--format", "litert")
+    table = run_here("evaluate.py", str(workdir), "--format", "litert_int8", "--format", "litert")
     assert table.returncode == 0, table.stderr
     assert "litert_int8" in table.stdout and "vs first" in table.stdout
 
@@ -272,7 +272,7 @@ def test_an_artifact_alone_names_its_dataset(exported_run, tmp_path, name):
     workdir, _ = exported_run
     alone = tmp_path / name
     (shutil.copytree if (workdir / name).is_dir() else shutil.copy)(workdir / name, alone)
-    result = run("evaluate.py", str(alone), "--json", "--split", "test[:64]")
+    result = run_here("evaluate.py", str(alone), "--json", "--split", "test[:64]")
     assert result.returncode == 0, result.stderr
     evaluated = json.loads(result.stdout)["results"][0]
     assert evaluated["dataset"] == "zoo_patterns" and evaluated["examples"] == 64
@@ -360,7 +360,7 @@ def test_every_loader_answers_a_bad_artifact_in_one_line(exported_run, tmp_path,
 
     path = tmp_path / name
     BAD_ARTIFACTS[name](path, exported_run[0])
-    assert_one_line_error(run("evaluate.py", str(path)), str(path))
+    assert_one_line_error(run_here("evaluate.py", str(path)), str(path))
     with pytest.raises(SystemExit) as stopped:  # python -m zoo predict, in this process
         main(["predict", str(path), str(tmp_path)])
     error = capsys.readouterr().err.strip()
@@ -375,4 +375,4 @@ def test_unsafe_keras_file_is_refused_not_run(tmp_path):
     _lambda_keras(tmp_path / "lambda.keras")
     with pytest.raises(ZooError, match="Python code .* safe mode refuses"):
         zoo.create_model("lenet5", weights=tmp_path / "lambda.keras")
-    assert_one_line_error(run("evaluate.py", str(tmp_path / "lambda.keras")), "lambda.keras")
+    assert_one_line_error(run_here("evaluate.py", str(tmp_path / "lambda.keras")), "lambda.keras")

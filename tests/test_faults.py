@@ -2,6 +2,8 @@
 files, unreadable images, full or read-only disks, two processes on one run directory.
 
 Each asserts the exit status, the one-line message (no traceback) and that nothing earlier was lost.
+The commands run through their own main() in this process (helpers.run_here), and in processes of
+their own where processes are the point: two of them on one run directory, a kill -9.
 """
 import contextlib
 import json
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, assert_one_line_error, run
+from helpers import ROOT, assert_one_line_error, run_here
 from PIL import Image
 
 SHORT = ["train.epochs=3", "train.steps_per_epoch=3", "train.eval_steps=1", "train.batch_size=16",
@@ -21,7 +23,7 @@ SHORT = ["train.epochs=3", "train.steps_per_epoch=3", "train.eval_steps=1", "tra
 
 
 def train_default(workdir: Path, patterns_dir: str, *settings: str) -> subprocess.CompletedProcess:
-    return run("train.py", "configs/experiments/default.yaml", "--workdir", str(workdir),
+    return run_here("train.py", "configs/experiments/default.yaml", "--workdir", str(workdir),
                *[f"--set={s}" for s in [*SHORT, f"data.data_dir={patterns_dir}", *settings]])
 
 
@@ -127,7 +129,7 @@ def image_folder(root: Path, per_class: int = 12) -> Path:
 
 
 def train_folder(folder: Path, workdir: Path, *settings: str) -> subprocess.CompletedProcess:
-    return run("train.py", "configs/experiments/default.yaml", "--workdir", str(workdir),
+    return run_here("train.py", "configs/experiments/default.yaml", "--workdir", str(workdir),
                *[f"--set={s}" for s in ["data.folder=" + str(folder), "data.image_size=[32, 32]", "train.epochs=1",
                                         "train.steps_per_epoch=2", "train.batch_size=8", "data.mean=[0.5]",
                                         "data.std=[0.25]", "export.saved_model=false", *settings]])
@@ -174,7 +176,7 @@ def test_evaluate_checks_the_folder_too(tmp_path):
     assert train_folder(folder, tmp_path / "run", "export.saved_model=true").returncode == 0
     broken = folder / "test" / "light" / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    assert_one_line_error(run("evaluate.py", str(tmp_path / "run")), str(broken), "not a readable image")
+    assert_one_line_error(run_here("evaluate.py", str(tmp_path / "run")), str(broken), "not a readable image")
 
 
 def test_the_folder_listing_tfds_keeps_is_where_the_check_reads_it(tmp_path):

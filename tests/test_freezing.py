@@ -13,7 +13,9 @@ from zoo.common.errors import ConfigError
 from zoo.experiment import load_experiment
 from zoo.training.trainer import train
 
-BASE = [*SHORT, "model.base=resnet20", "export.saved_model=false"]
+# ResNet-20 with one block a stage (ResNet-8): the same names, branches and batch norms, half the time to build
+BASE = [*SHORT, "model.base=resnet20", "model.layers={stage1: {repeat: 1}, stage2: {repeat: 1}, stage3: {repeat: 1}}",
+        "export.saved_model=false"]
 
 
 def run(tmp_path, patterns_dir, name, *settings):
@@ -40,7 +42,7 @@ def test_frozen_layers_and_their_batch_norm_statistics_do_not_change(start, patt
     root, before = start
     _, after = run(tmp_path, patterns_dir, "frozen", f"model.weights={root / 'start'}", "train.freeze=stage2")
     frozen = [name for name in before if name.startswith(("conv1", "stage1", "stage2"))]
-    assert "stage2_3_2_bn" in frozen  # its gamma, beta, moving mean and moving variance
+    assert "stage2_2_bn" in frozen  # its gamma, beta, moving mean and moving variance
     assert identical(before, after, frozen)
     assert not any(identical(before, after, [name]) for name in before if name.startswith(("stage3", "predictions")))
 
@@ -50,7 +52,7 @@ def test_head_first_then_everything_and_a_resume_lands_in_the_second_phase(start
     settings = (f"model.weights={root / 'start'}", "train.freeze=all_but_head", "train.freeze_epochs=1")
     _, whole = run(tmp_path, patterns_dir, "whole", *settings)
     assert "epoch 2: unfroze" in capsys.readouterr().out
-    assert not identical(before, whole, ["stage1_1_1_conv"])  # trained in epoch 2
+    assert not identical(before, whole, ["stage1_1_conv"])  # trained in epoch 2
     # As if killed after epoch 1: its checkpoint and records only.
     cut = tmp_path / "cut"
     shutil.copytree(tmp_path / "whole", cut)

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import assert_one_line_error, run
+from helpers import assert_one_line_error, run, run_here
 from PIL import Image
 
 import zoo
@@ -43,7 +43,8 @@ def test_every_mode_decodes_to_the_models_channels(images, name):
 
 
 def test_predict_classifies_a_folder_and_names_each_unreadable_file(images, tmp_path):
-    result = run("-m", "zoo", "predict", "lenet5_mnist", str(images), "--top", "3", "--csv", str(tmp_path / "p.csv"))
+    result = run_here("-m", "zoo", "predict", "lenet5_mnist", str(images), "--top", "3", "--csv",
+                      str(tmp_path / "p.csv"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == len(MODES) and all(len(line.split()) == 7 for line in lines)  # path, 3 x (class, p)
@@ -59,7 +60,7 @@ def test_predict_classifies_a_folder_and_names_each_unreadable_file(images, tmp_
 
 
 def test_predict_json_matches_the_python_api(images):
-    result = run("-m", "zoo", "predict", "lenet5_mnist", str(images / "gray.png"), "--json", "--top", "10")
+    result = run_here("-m", "zoo", "predict", "lenet5_mnist", str(images / "gray.png"), "--json", "--top", "10")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     top = report["predictions"][0]["top"]
@@ -73,5 +74,5 @@ def test_predict_errors(images, tmp_path):
     assert_one_line_error(run("-m", "zoo", "predict", "lenet5_mnst", str(images)), "unknown preset 'lenet5_mnst'",
                           "did you mean 'lenet5_mnist'")
     assert_one_line_error(run("-m", "zoo", "predict", "lenet5_mnist", str(images), "--top", "0"), "--top")
-    result = run("-m", "zoo", "predict", "lenet5_mnist", str(images / "cut.png"))
+    result = run_here("-m", "zoo", "predict", "lenet5_mnist", str(images / "cut.png"))
     assert result.returncode == 2 and "0 image(s) classified" in result.stderr and "Traceback" not in result.stderr

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import MODEL_CONFIGS, model_ids
-from helpers import ROOT, SHORT, assert_one_line_error, run
+from helpers import ROOT, SHORT, assert_one_line_error, run, run_here
 
 import zoo
 import zoo.models.presets as presets
@@ -136,17 +136,17 @@ def test_presets_and_publish_commands(published, tmp_path):
     listing = run("-m", "zoo", "presets")
     assert listing.returncode == 0 and listing.stdout.startswith("| preset |"), listing.stderr
     assert_one_line_error(run("-m", "zoo", "presets", "resnet20_cifar"), "unknown preset 'resnet20_cifar'")
-    assert_one_line_error(run("-m", "zoo", "publish", str(tmp_path), "--name", "x"),
+    assert_one_line_error(run_here("-m", "zoo", "publish", str(tmp_path), "--name", "x"),
                           "expected a finished run with summary.json", "missing: summary.json")
-    assert_one_line_error(run("-m", "zoo", "publish", str(published[0] / "run"), "--name", "2x"),
+    assert_one_line_error(run_here("-m", "zoo", "publish", str(published[0] / "run"), "--name", "2x"),
                           "--name: expected letters")
     incomplete = tmp_path / "incomplete"
     incomplete.mkdir()
     for name in ("summary.json", "config.yaml"):
         (incomplete / name).write_text((published[0] / "run" / name).read_text())
     keras.Model(*(lambda x: (x, keras.layers.Dense(2)(x)))(keras.Input((3,)))).save(incomplete / "model.keras")
-    assert_one_line_error(run("-m", "zoo", "publish", str(incomplete), "--name", "x", "--out", str(tmp_path / "out")),
-                          "missing model.keras metadata: data")
+    assert_one_line_error(run_here("-m", "zoo", "publish", str(incomplete), "--name", "x", "--out",
+                                   str(tmp_path / "out")), "missing model.keras metadata: data")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
@@ -222,9 +222,9 @@ def test_a_source_that_does_not_fit_stops_before_training_and_writes_nothing(pub
     shutil.copytree(published[0] / "presets", catalogue)
     args = ["train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),
             *[f"--set={s}" for s in SHORT], f"--set=data.data_dir={patterns_dir}"]
-    assert_one_line_error(run(*args, "--set", "model.weights=lenet5_mnst"), "unknown preset 'lenet5_mnst'",
+    assert_one_line_error(run_here(*args, "--set", "model.weights=lenet5_mnst"), "unknown preset 'lenet5_mnst'",
                           "did you mean 'lenet5_mnist'")
-    result = run(*args, "--set", "model.base=resnet20", "--set", f"model.weights={published[0] / 'run'}")
+    result = run_here(*args, "--set", "model.base=resnet20", "--set", f"model.weights={published[0] / 'run'}")
     assert_one_line_error(result, "layer 'conv1_conv' has shapes")
     assert not (tmp_path / "run" / "config.yaml").exists()  # a corrected rerun is not "another configuration"
 

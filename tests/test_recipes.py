@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import yaml
-from helpers import RECIPE, ROOT, SHORT, assert_one_line_error, run
+from helpers import RECIPE, ROOT, SHORT, assert_one_line_error, run_here
 
 from zoo.deploy.evaluation import evaluate, format_result
 from zoo.experiment import OptimizerConfig, TrainConfig, load_experiment
@@ -91,5 +91,5 @@ def test_evaluate_scores_flip_tta_beside_the_single_view_as_training_did(recipe_
 
 def test_an_unknown_tta_is_one_line(recipe_run):
     workdir, _ = recipe_run
-    assert_one_line_error(run("evaluate.py", str(workdir), "--tta", "crop"),
+    assert_one_line_error(run_here("evaluate.py", str(workdir), "--tta", "crop"),
                           "--tta: expected one of flip, received 'crop'")

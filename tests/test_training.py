@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from helpers import ROOT, SHORT, assert_one_line_error, needs_bfloat16_kernels, run
+from helpers import ROOT, SHORT, assert_one_line_error, needs_bfloat16_kernels, run, run_here
 
 from zoo.common.errors import ZooError
 from zoo.deploy.evaluation import evaluate
@@ -77,7 +77,7 @@ def test_evaluate_works_on_a_saved_model_alone(default_run, tmp_path, patterns_d
     assert from_run["examples"] == 1200 and len(from_run["per_class"]) == 10
     assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 0
     assert (tmp_path / "eval" / "confusion_matrix.csv").read_text().count("\n") == 11
-    result = run("evaluate.py", str(workdir), "--json")
+    result = run_here("evaluate.py", str(workdir), "--json")
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)["results"]  # one per artifact: the SavedModel and model.keras
     assert [r["format"] for r in printed] == ["saved_model", "keras"]
@@ -94,14 +94,14 @@ def test_rerun_of_a_finished_run_does_nothing(default_run, patterns_dir):
 
 def test_workdir_of_another_experiment_is_refused(default_run, patterns_dir):
     workdir, _ = default_run
-    result = run("train.py", "configs/experiments/default.yaml", "--workdir", str(workdir),
-                 *[f"--set={s}" for s in [*SHORT, f"data.data_dir={patterns_dir}", "train.seed=1"]])
+    result = run_here("train.py", "configs/experiments/default.yaml", "--workdir", str(workdir),
+                      *[f"--set={s}" for s in [*SHORT, f"data.data_dir={patterns_dir}", "train.seed=1"]])
     assert_one_line_error(result, "holds a run of a different configuration", "train")
 
 
 def test_reexport_command(default_run):
     workdir, _ = default_run
-    result = run("-m", "zoo", "export", str(workdir))
+    result = run_here("-m", "zoo", "export", str(workdir))
     assert result.returncode == 0, result.stderr
     assert (workdir / "saved_model" / "saved_model.pb").exists()
 
@@ -148,6 +148,19 @@ def test_bad_set_key_is_one_line_with_did_you_mean():
     assert_one_line_error(result, "--set", "train.epohcs", "did you mean 'epochs'?")
 
 
+@pytest.mark.parametrize("command, env", [
+    ("train.main(['configs/experiments/default.yaml', '--set', 'train.epohcs=3'])", {}),
+    ("train.main(['configs/experiments/default.yaml', '--workdir', 'run'])", {"TF_CONFIG": "{not json"}),
+    ("evaluate.main(['runs/any', '--format', 'onx'])", {}),
+    ("zoo.cli.commands.main(['export', 'runs/any', '--format', 'tflite'])", {}),
+], ids=["config", "tf-config", "evaluate-format", "export-format"])
+def test_a_mistyped_argument_is_answered_before_tensorflow_is_imported(command, env):
+    code = f"import sys, train, evaluate, zoo.cli.commands\ntry: {command}\nexcept SystemExit as e: " \
+           "print(e.code, 'tensorflow' in sys.modules)"
+    result = run("-c", code, env=env)
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+
+
 def test_bad_set_value_names_the_key():
     result = run("train.py", "configs/experiments/default.yaml", "--set", "model.layers.conv1.kernel_size=0")
     assert_one_line_error(result, "model.layers[0].kernel_size", "received 0")
@@ -159,15 +172,15 @@ def test_missing_dataset_says_what_was_tried(tmp_path):
 
 
 def test_unknown_dataset_has_a_did_you_mean(tmp_path):
-    result = run("train.py", "configs/experiments/mnist_lenet5.yaml", "--set", "data.name=mnits")
+    result = run_here("train.py", "configs/experiments/mnist_lenet5.yaml", "--set", "data.name=mnits")
     assert_one_line_error(result, "unknown TFDS dataset 'mnits'", "did you mean 'mnist'")
 
 
 def test_diverging_loss_stops_with_a_clear_message(tmp_path, patterns_dir):
-    result = run("train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),
-                 *[f"--set={s}" for s in [*SHORT, f"data.data_dir={patterns_dir}", "train.optimizer.name=sgd",
-                                          "train.optimizer.learning_rate=1.0e+30", "train.schedule.name=constant",
-                                          "train.schedule.warmup_epochs=0"]])
+    result = run_here("train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),
+                      *[f"--set={s}" for s in [*SHORT, f"data.data_dir={patterns_dir}", "train.optimizer.name=sgd",
+                                               "train.optimizer.learning_rate=1.0e+30",
+                                               "train.schedule.name=constant", "train.schedule.warmup_epochs=0"]])
     assert result.returncode == 1, result.stderr[-2000:]
     assert "loss became NaN or infinite at epoch 1" in result.stderr
     assert not list((tmp_path / "run").rglob("*.keras"))
@@ -295,9 +308,9 @@ def test_steps_per_execution_changes_the_speed_not_the_result(tmp_path):
 
 
 def test_steps_per_execution_must_divide_the_epoch_and_nothing_is_written(tmp_path, patterns_dir):
-    result = run("train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),
-                 *[f"--set={s}" for s in SHORT], "--set", "train.steps_per_execution=4",
-                 "--set", f"data.data_dir={patterns_dir}")
+    result = run_here("train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),
+                      *[f"--set={s}" for s in SHORT], "--set", "train.steps_per_execution=4",
+                      "--set", f"data.data_dir={patterns_dir}")
     assert_one_line_error(result, "train.steps_per_execution: expected a divisor of the epoch's 6 steps")
     assert not (tmp_path / "run" / "config.yaml").exists()
 
