@@ -1,6 +1,7 @@
 """One-line helpers for tests: tiny configs, Keras-side counts, and running commands."""
 from __future__ import annotations
 
+import contextlib
 import math
 import subprocess
 import sys
@@ -71,11 +72,13 @@ def run(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.C
 
 def run_here(*args: str) -> subprocess.CompletedProcess:
     """`python ARGS...` (train.py, evaluate.py or -m zoo) through its own main() in this process, saving
-    the 3 s of a fresh interpreter's TensorFlow import; returned as run() returns it. What a fresh process
-    shows and this cannot (TensorFlow's own lines at import) stays tested through run()."""
-    import contextlib
+    the 3 s of a fresh interpreter's TensorFlow import; returned as run() returns it.
+
+    Like a process of its own: file descriptors 1 and 2 are captured, so native libraries' lines
+    (libjpeg, LiteRT) are caught too; warnings print as a fresh interpreter prints them; argv[0] is the
+    script; Ctrl-C still stops pytest. What only a fresh process shows (TensorFlow's lines at import,
+    a logging handler made before the call) stays tested through run()."""
     import importlib
-    import io
     import os
     import traceback
 
@@ -91,20 +94,64 @@ def run_here(*args: str) -> subprocess.CompletedProcess:
             sys.path.insert(0, str(ROOT))
         main = importlib.import_module(Path(script).stem).main
     keras.backend.clear_session(free_memory=False)  # each run names its layers afresh, as in its own process
-    stdout, stderr, cwd = io.StringIO(), io.StringIO(), os.getcwd()
+    cwd, saved_argv = os.getcwd(), sys.argv
     os.chdir(ROOT)
+    sys.argv = [script, *argv]
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with _as_a_process() as output:
             try:
-                status = main(argv) or 0
+                status = main(argv)
             except SystemExit as stopped:
-                status = stopped.code if isinstance(stopped.code, int) else 1
-            except Exception:  # what the interpreter would print before exiting with 1
+                status = stopped.code
+            except Exception:  # what the interpreter prints before it exits with 1
                 traceback.print_exc()
                 status = 1
+            if isinstance(status, str):  # sys.exit("message")
+                print(status, file=sys.stderr)
+            status = 1 if isinstance(status, str) else status or 0
     finally:
         os.chdir(cwd)
-    return subprocess.CompletedProcess(list(args), status, stdout.getvalue(), stderr.getvalue())
+        sys.argv = saved_argv
+    if status == 130:  # exits_cleanly's answer to Ctrl-C, which must stop the test session
+        raise KeyboardInterrupt
+    return subprocess.CompletedProcess(list(args), status, *output)
+
+
+@contextlib.contextmanager
+def _as_a_process():
+    """stdout and stderr at the file-descriptor level, and warnings shown on stderr with a fresh
+    interpreter's filters; yields a list that holds (stdout, stderr) once the block ends."""
+    import os
+    import tempfile
+    import warnings
+
+    output: list[str] = []
+    files = [tempfile.TemporaryFile(mode="w+", encoding="utf-8") for _ in range(2)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    streams = [open(fd, "w", encoding="utf-8", closefd=False) for fd in (1, 2)]
+    try:
+        for fd, file in zip((1, 2), files):
+            os.dup2(file.fileno(), fd)
+        with contextlib.redirect_stdout(streams[0]), contextlib.redirect_stderr(streams[1]), \
+                warnings.catch_warnings():
+            warnings.resetwarnings()
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)  # as Python ignores them outside __main__
+            warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: print(
+                warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+            yield output
+    finally:
+        for stream in streams:
+            stream.flush()
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        for file in files:
+            file.seek(0)
+            output.append(file.read())
+            file.close()
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

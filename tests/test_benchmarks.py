@@ -78,6 +78,13 @@ def test_profile_step_sums_the_step_by_op_type():
     assert "convolutions" in result.stdout and "Conv2D" in result.stdout, result.stdout
 
 
+def test_profile_step_sums_pytorchs_step_by_aten_op():
+    pytest.importorskip("torch")
+    result = run("benchmarks/profile_step.py", "lenet5", "--pytorch", "--steps", "3", "--top", "3")
+    assert result.returncode == 0, result.stderr
+    assert "PyTorch" in result.stdout and "convolutions" in result.stdout and "aten::" in result.stdout, result.stdout
+
+
 def test_profile_step_refuses_an_unknown_model_in_one_line():
     assert_one_line_error(run("benchmarks/profile_step.py", "lenet7"), "unknown benchmark model 'lenet7'",
                           "did you mean 'lenet5'")

@@ -13,7 +13,7 @@ from zoo.common.errors import ConfigError
 from zoo.experiment import load_experiment
 from zoo.training.trainer import train
 
-# ResNet-20 with one block a stage (ResNet-8): the same names, branches and batch norms, half the time to build
+# ResNet-20 with one block a stage (ResNet-8): the same stages, branches and batch norms, half the time to build
 BASE = [*SHORT, "model.base=resnet20", "model.layers={stage1: {repeat: 1}, stage2: {repeat: 1}, stage3: {repeat: 1}}",
         "export.saved_model=false"]
 

@@ -148,17 +148,18 @@ def test_bad_set_key_is_one_line_with_did_you_mean():
     assert_one_line_error(result, "--set", "train.epohcs", "did you mean 'epochs'?")
 
 
-@pytest.mark.parametrize("command, env", [
-    ("train.main(['configs/experiments/default.yaml', '--set', 'train.epohcs=3'])", {}),
-    ("train.main(['configs/experiments/default.yaml', '--workdir', 'run'])", {"TF_CONFIG": "{not json"}),
-    ("evaluate.main(['runs/any', '--format', 'onx'])", {}),
-    ("zoo.cli.commands.main(['export', 'runs/any', '--format', 'tflite'])", {}),
+@pytest.mark.parametrize("command, env, fragment", [
+    ("train.main(['configs/experiments/default.yaml', '--set', 'train.epohcs=3'])", {}, "did you mean 'epochs'"),
+    ("train.main(['configs/experiments/default.yaml', '--workdir', 'run'])", {"TF_CONFIG": "{not json"},
+     "TF_CONFIG: expected JSON"),
+    ("evaluate.main(['runs/any', '--format', 'onx'])", {}, "unknown format 'onx'"),
+    ("zoo.cli.commands.main(['export', 'runs/any', '--format', 'tflite'])", {}, "unknown format 'tflite'"),
 ], ids=["config", "tf-config", "evaluate-format", "export-format"])
-def test_a_mistyped_argument_is_answered_before_tensorflow_is_imported(command, env):
+def test_a_mistyped_argument_is_answered_before_tensorflow_is_imported(command, env, fragment):
     code = f"import sys, train, evaluate, zoo.cli.commands\ntry: {command}\nexcept SystemExit as e: " \
            "print(e.code, 'tensorflow' in sys.modules)"
     result = run("-c", code, env=env)
-    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+    assert result.stdout.split() == ["2", "False"] and fragment in result.stderr, result.stdout + result.stderr
 
 
 def test_bad_set_value_names_the_key():

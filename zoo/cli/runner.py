@@ -21,7 +21,7 @@ def run_config(path: str | Path, overrides: list[str] = (), workdir: str | Path 
     # The experiment and TF_CONFIG are checked before TensorFlow's import, so a mistyped key is answered
     # in a fraction of a second rather than after the 3 s that import takes.
     experiment = load_experiment(path, overrides)
-    this_worker(workdir)
+    this_worker(workdir)  # train() asks again, for callers of the Python API
     import_tensorflow_quietly()
     from zoo.training.trainer import train
 

@@ -1,11 +1,11 @@
-"""Which tf.distribute strategy a run trains under, and where this process sits in it.
+"""Which tf.distribute strategy a run trains under.
 
 `train.distribute` resolves here: `none` (one device), `mirrored` (every local GPU, or the
 logical CPUs that ZOO_CPU_DEVICES asks for), `multi_worker` (one process per worker, the cluster
-described by TF_CONFIG, read in zoo.training.cluster), and
-`auto`, which picks multi_worker when TF_CONFIG names more than one worker, mirrored when more
-than one GPU is visible, else none. The strategy must exist before TensorFlow starts its
-runtime, so the trainer resolves it first. A worker whose peers are gone stops here with one line.
+that TF_CONFIG describes, read by zoo.training.cluster), and `auto`, which picks multi_worker when
+TF_CONFIG names more than one worker, mirrored when more than one GPU is visible, else none. The
+strategy must exist before TensorFlow starts its runtime, so the trainer resolves it first. A
+worker whose peers are gone stops here with one line.
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def resolve_distribution(setting: str, global_batch_size: int, cluster: Cluster,
                          environ: dict[str, str] | None = None) -> Distribution:
     """train.distribute -> the strategy to train under (created here, before anything else in TensorFlow).
 
-    Under multi_worker this waits until every worker of `cluster` (read_tf_config) has started.
+    Under multi_worker this waits until every worker of `cluster` (zoo.training.cluster) has started.
     """
     environ = os.environ if environ is None else environ
     if environ.get(CPU_DEVICES):
