@@ -57,11 +57,15 @@ def _cache_fits(examples: int, shape: tuple[int, int, int]) -> bool:
 
 def in_memory(split: Split, preprocessing: Preprocessing) -> tuple[tf.Tensor, tf.Tensor]:
     """The whole split decoded once, at the model's size: uint8 images [N, H, W, C] and labels [N]."""
-    dataset = split.dataset
-    if tuple(dataset.element_spec[0].shape[:2]) != preprocessing.image_size:
-        dataset = dataset.map(lambda image, label: (preprocessing.resize_uint8(image), label),
-                              num_parallel_calls=AUTOTUNE)
-    images, labels = zip(*dataset.batch(4096, num_parallel_calls=AUTOTUNE).prefetch(1))
+    if split.records:
+        batches = split.records.batches(preprocessing.resize_uint8)
+    else:
+        dataset = split.dataset
+        if tuple(dataset.element_spec[0].shape[:2]) != preprocessing.image_size:
+            dataset = dataset.map(lambda image, label: (preprocessing.resize_uint8(image), label),
+                                  num_parallel_calls=AUTOTUNE)
+        batches = dataset.batch(4096, num_parallel_calls=AUTOTUNE)
+    images, labels = zip(*batches.prefetch(1))
     return tf.concat(images, axis=0), tf.concat(labels, axis=0)
 
 

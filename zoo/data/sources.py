@@ -2,7 +2,8 @@
 
 `dataset_builder` finds the TFDS builder for a data config (preparing it from `manual_dir` or a
 download only when asked) and turns every way of getting that wrong into one clear ZooError;
-`load_split` reads one split as unbatched (uint8 image, label) pairs.
+`load_split` reads one split as unbatched (uint8 image, label) pairs, and where it can also offers
+the faster batched reader of zoo.data.records.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from zoo.common.errors import ZooError, unknown
 from zoo.common.quiet import native_stderr_silenced
 from zoo.data import image_check
 from zoo.data.preprocess import to_channels
+from zoo.data.records import RecordReader, record_reader
 from zoo.experiment import DataConfig
 
 
@@ -29,6 +31,7 @@ class Split:
     examples: int
     dataset: tf.data.Dataset  # (uint8 image, int label) pairs, unbatched
     skipped: tuple[str, ...] = ()  # unreadable files left out (data.bad_images: skip)
+    records: RecordReader | None = None  # the same examples read in batches, where TFDS stores them so
 
 
 def _expand(path: str | None) -> str | None:
@@ -113,7 +116,8 @@ def load_split(builder, config: DataConfig, split: str, *, training: bool, seed:
         dataset = dataset.map(lambda image, label: (to_channels(image, config.channels), label))
     if selecting:
         dataset, examples = _select(builder, config, read, dataset, training)
-    return Split(split, examples, dataset, skipped)
+    records = None if config.folder or selecting else record_reader(builder, split, config.channels)
+    return Split(split, examples, dataset, skipped, records)
 
 
 def class_names(builder, config: DataConfig) -> list[str]:

@@ -1,0 +1,68 @@
+"""The batched record reader (zoo.data.records) loads exactly the images and labels TFDS's reader does."""
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from zoo.data.pipeline import in_memory
+from zoo.data.preprocess import Preprocessing
+from zoo.data.records import RecordReader
+from zoo.data.sources import dataset_builder, load_split
+from zoo.experiment import DataConfig
+
+TFDS_DATA_DIR = os.environ.get("TFDS_DATA_DIR")
+
+
+def assert_reads_as_tfds(config: DataConfig, split_name: str, image_size: tuple[int, int]) -> None:
+    split = load_split(dataset_builder(config), config, split_name, training=True, seed=0)
+    assert split.records is not None, "a TFDS split in TFRecord files is read in batches"
+    channels = config.channels or dataset_builder(config).info.features["image"].shape[-1]
+    preprocessing = Preprocessing(image_size, channels, (0.5,), (0.25,))
+    images, labels = in_memory(split, preprocessing)
+    expected_images, expected_labels = in_memory(dataclasses.replace(split, records=None), preprocessing)
+    assert images.shape == (split.examples, *image_size, channels) and images.dtype == tf.uint8
+    assert labels.dtype == expected_labels.dtype
+    np.testing.assert_array_equal(images, expected_images)
+    np.testing.assert_array_equal(labels, expected_labels)
+
+
+@pytest.mark.parametrize("split_name, image_size, channels", [
+    ("train", (32, 32), None),  # as stored
+    ("test[25%:75%]", (20, 20), 3),  # a slice, resized, grey made RGB
+])
+def test_the_record_reader_loads_what_tfds_loads(patterns_dir, split_name, image_size, channels):
+    config = DataConfig(name="zoo_patterns", data_dir=patterns_dir, download=True, channels=channels)
+    assert_reads_as_tfds(config, split_name, image_size)
+
+
+@pytest.mark.skipif(not TFDS_DATA_DIR, reason="TFDS_DATA_DIR is unset: no prepared MNIST/CIFAR-10 to read")
+@pytest.mark.parametrize("name, image_size", [("mnist", (32, 32)), ("cifar10", (32, 32))])
+def test_the_record_reader_loads_what_tfds_loads_from_prepared_datasets(name, image_size):
+    assert_reads_as_tfds(DataConfig(name=name, data_dir=TFDS_DATA_DIR), "test[:25%]", image_size)
+
+
+def test_images_of_many_sizes_are_resized_one_by_one_and_files_follow_each_other(tmp_path):
+    rng = np.random.default_rng(0)
+    originals = [rng.integers(0, 256, (8 + i, 12 - i, 3), dtype=np.uint8) for i in range(6)]
+    files = [tmp_path / "a.tfrecord", tmp_path / "b.tfrecord"]
+    for path, part in zip(files, (originals[:4], originals[4:])):
+        with tf.io.TFRecordWriter(str(path)) as writer:
+            for image in part:
+                label = int(image.shape[0])
+                features = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()])),
+                            "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+                writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    preprocessing = Preprocessing((6, 6), 3, (0.5,), (0.25,))
+    reader = RecordReader(((str(files[0]), 1, 2), (str(files[1]), 0, -1)), tfds.features.Image(shape=(None, None, 3)), None)
+    images, labels = zip(*reader.batches(preprocessing.resize_uint8))
+    kept = originals[1:3] + originals[4:]  # file a's second and third, then all of file b
+    np.testing.assert_array_equal(np.concatenate(labels), [image.shape[0] for image in kept])
+    np.testing.assert_array_equal(np.concatenate(images), np.stack([preprocessing.resize_uint8(image) for image in kept]))
+
+
+def test_folders_and_selections_are_read_by_tfds(patterns_dir):
+    config = DataConfig(name="zoo_patterns", data_dir=patterns_dir, download=True, examples_per_class=3)
+    assert load_split(dataset_builder(config), config, "train", training=True, seed=0).records is None
