@@ -5,6 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 from helpers import RECIPE, ROOT, SHORT, assert_one_line_error, run_here
 
@@ -16,12 +17,28 @@ from zoo.training.compile import exclude_norm_and_bias, make_optimizer, make_sch
 from zoo.training.trainer import train
 
 
+CREATED_WHILE_TRACING: list[str] = []  # the recipe run's variables made inside a tf.function's trace
+
+
+def _note_variables_created_while_tracing(next_creator, **kwargs):
+    if not tf.executing_eagerly():
+        CREATED_WHILE_TRACING.append(kwargs.get("name") or "?")
+    return next_creator(**kwargs)
+
+
 @pytest.fixture(scope="module")
 def recipe_run(tmp_path_factory, patterns_dir):
     workdir = tmp_path_factory.mktemp("recipe")
     experiment = load_experiment(ROOT / "configs/experiments/default.yaml",
                                  [*SHORT, f"data.data_dir={patterns_dir}", *RECIPE])
-    return workdir, train(experiment, workdir)
+    with tf.variable_creator_scope(_note_variables_created_while_tracing):
+        return workdir, train(experiment, workdir)
+
+
+def test_the_training_step_creates_no_variable_so_it_is_traced_once(recipe_run):
+    # tf.function traces a function that creates variables twice; the metrics, the optimizer and its
+    # weight average are built before fit (zoo.training.compile.build_training_state).
+    assert CREATED_WHILE_TRACING == []
 
 
 def test_every_recipe_key_trains_and_is_recorded(recipe_run):

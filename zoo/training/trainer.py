@@ -29,8 +29,8 @@ from zoo.models.analysis import analyze
 from zoo.models.builder import build_model
 from zoo.training.callbacks import Checkpointer, DivergenceGuard, Throughput
 from zoo.training.checkpoints import load_newest_checkpoint, saved_checkpoints
-from zoo.training.compile import (compile_model, exclude_norm_and_bias, make_loss, resolve_precision,
-                                  resolve_steps_per_execution, resolve_xla)
+from zoo.training.compile import (build_training_state, compile_model, exclude_norm_and_bias, make_loss,
+                                  resolve_precision, resolve_steps_per_execution, resolve_xla)
 from zoo.training.cluster import this_worker
 from zoo.training.distribute import Distribution, resolve_distribution, stopping_if_a_worker_is_lost
 from zoo.training.freezing import check_freeze, frozen_layer_names, frozen_now, set_frozen
@@ -194,6 +194,8 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
                 break
             enter_phase(start)
             model.steps_per_execution = steps_per_execution
+            with distribution.strategy.scope():
+                build_training_state(model)
             batches = functools.partial(data.train, skip_batches=start * data.steps_per_epoch)
             model.fit(batches(None), epochs=end, initial_epoch=start, steps_per_epoch=data.steps_per_epoch,
                       validation_data=data.eval, validation_steps=data.eval_steps,
