@@ -15,6 +15,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from zoo.training.compile import build_training_state
 from zoo.training.distribute import Distribution
 
 COUNTS = ("loss", "correct", "top5", "examples")
@@ -43,6 +44,8 @@ def fit_distributed(model: keras.Model, distribution: Distribution,
     """Trains `model` (built and compiled under the strategy's scope) as `fit` would; `loss` has no reduction."""
     strategy, global_batch = distribution.strategy, distribution.global_batch_size
     optimizer = model.optimizer
+    with strategy.scope():
+        build_training_state(model)  # else apply_gradients builds the optimizer while tracing: two traces
     batches = iter(strategy.distribute_datasets_from_function(dataset_fn))
 
     def replica_step(images, labels):
