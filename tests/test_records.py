@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo.data.pipeline import in_memory
-from zoo.data.preprocess import Preprocessing
+from zoo.data.preprocess import Preprocessing, to_channels
 from zoo.data.records import RecordReader
 from zoo.data.sources import dataset_builder, load_split
 from zoo.experiment import DataConfig
@@ -44,25 +44,25 @@ def test_the_record_reader_loads_what_tfds_loads_from_prepared_datasets(name, im
     assert_reads_as_tfds(DataConfig(name=name, data_dir=TFDS_DATA_DIR), "test[:25%]", image_size)
 
 
-def test_images_of_many_sizes_are_resized_one_by_one_and_files_follow_each_other(tmp_path):
+def test_images_of_many_sizes_are_converted_and_resized_one_by_one_within_the_slice(tmp_path):
     rng = np.random.default_rng(0)
     originals = [rng.integers(0, 256, (8 + i, 12 - i, 3), dtype=np.uint8) for i in range(6)]
-    files = [tmp_path / "a.tfrecord", tmp_path / "b.tfrecord"]
-    for path, part in zip(files, (originals[:4], originals[4:])):
-        with tf.io.TFRecordWriter(str(path)) as writer:
-            for image in part:
-                label = int(image.shape[0])
-                features = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()])),
-                            "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
-                writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
-    preprocessing = Preprocessing((6, 6), 3, (0.5,), (0.25,))
-    reader = RecordReader(((str(files[0]), 1, 2), (str(files[1]), 0, -1)), tfds.features.Image(shape=(None, None, 3)), None)
+    path = tmp_path / "split.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for image in originals:
+            label = int(image.shape[0])
+            features = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()])),
+                        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    preprocessing = Preprocessing((6, 6), 1, (0.5,), (0.25,))
+    reader = RecordReader(str(path), 1, 4, tfds.features.Image(shape=(None, None, 3)), channels=1)
     images, labels = zip(*reader.batches(preprocessing.resize_uint8))
-    kept = originals[1:3] + originals[4:]  # file a's second and third, then all of file b
+    kept = originals[1:5]
     np.testing.assert_array_equal(np.concatenate(labels), [image.shape[0] for image in kept])
-    np.testing.assert_array_equal(np.concatenate(images), np.stack([preprocessing.resize_uint8(image) for image in kept]))
+    expected = [preprocessing.resize_uint8(to_channels(tf.constant(image), 1)) for image in kept]
+    np.testing.assert_array_equal(np.concatenate(images), np.stack(expected))
 
 
-def test_folders_and_selections_are_read_by_tfds(patterns_dir):
+def test_a_selection_is_read_by_tfds(patterns_dir):
     config = DataConfig(name="zoo_patterns", data_dir=patterns_dir, download=True, examples_per_class=3)
     assert load_split(dataset_builder(config), config, "train", training=True, seed=0).records is None

@@ -1,34 +1,42 @@
-"""A TFDS split read from its TFRecord files a batch of records at a time, for the in-memory pipeline.
+"""A TFDS split read from its TFRecord file a batch of records at a time, for the in-memory pipeline.
 
 TFDS's reader parses and decodes one example per tf.data element, and that per-element work is most
-of the time a split takes to load: CIFAR-10's 50,000 training images took 6.4 s through
-`as_dataset` on the 2-core Intel Xeon (AMX), and 2.0-2.9 s parsed 4,096 records at a time with
-`tf.io.parse_example` and decoded by the dataset's own `tfds.features.Image` inside one `tf.map_fn`.
+of the time a split takes to load: CIFAR-10's 50,000 training images took 5.8 s through
+`as_dataset` on the 2-core Intel Xeon (AMX), and 1.9 s parsed 4,096 records at a time with
+`tf.io.parse_example` and decoded by the dataset's own `tfds.features.Image` inside one `tf.map_fn`
+(benchmarks/load_split.py).
 
-The examples are those `as_dataset` reads (slices such as `train[:90%]` included), file after file:
-the same order for a split in one file (MNIST's and CIFAR-10's), another for a split in several,
-which TFDS interleaves. Only an in-memory split uses this reader, and it permutes its examples anyway.
-A split stored otherwise (a folder, another file format, other features) has no record reader.
+It gives the examples `as_dataset` gives, in the same order, for a split TFDS keeps in one file
+(MNIST's and CIFAR-10's, slices such as `train[:90%]` included). A split in several files stays with
+TFDS's reader, which interleaves them: that order decides which examples an evaluation cut short by
+`train.eval_steps` scores. So does a split stored otherwise (a folder, another format, other features).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import tensorflow as tf
 
 from zoo.data.preprocess import to_channels
 
+if TYPE_CHECKING:
+    import tensorflow_datasets as tfds
+
 BATCH = 4096  # records parsed and decoded per step
-PARALLEL_DECODES = 32  # images of a batch decoded at once (tf.map_fn's parallel_iterations)
+# Images of a batch decoded at once (tf.map_fn's parallel_iterations): enough to keep both cores
+# busy on small PNGs, whose decoding is shorter than the loop's own step.
+PARALLEL_DECODES = 32
 
 
 @dataclasses.dataclass(frozen=True)
 class RecordReader:
-    """The files of one split with the examples each contributes, and how to decode an image."""
+    """The file of one split, the examples of it the split takes, and how to decode an image."""
 
-    instructions: tuple[tuple[str, int, int], ...]  # (file, examples to skip, examples to take or -1)
-    image: object  # the dataset's tfds.features.Image: it decodes what it encoded
+    file: str
+    skip: int  # examples before the split's first (a slice such as test[25%:75%])
+    take: int  # examples in the split
+    image: tfds.features.Image  # the dataset's own feature: it decodes what it encoded
     channels: int | None  # data.channels, if the images are converted
 
     def batches(self, resize: Callable[[tf.Tensor], tf.Tensor]) -> tf.data.Dataset:
@@ -38,10 +46,6 @@ class RecordReader:
         height, width, channels = self.image.shape
         fixed = isinstance(height, int) and isinstance(width, int)
         decoded = tf.TensorSpec((height, width, self.channels or channels) if fixed else None, tf.uint8)
-        files = [tf.data.TFRecordDataset(name).skip(skip).take(take) for name, skip, take in self.instructions]
-        records = files[0]
-        for more in files[1:]:
-            records = records.concatenate(more)
         features = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
 
         def decode(encoded: tf.Tensor) -> tf.Tensor:
@@ -55,16 +59,19 @@ class RecordReader:
                                parallel_iterations=PARALLEL_DECODES)
             return resize(images) if fixed else images, example["label"]
 
+        records = tf.data.TFRecordDataset(self.file).skip(self.skip).take(self.take)
         return records.batch(BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def record_reader(builder, split: str, channels: int | None) -> RecordReader | None:
-    """The split's RecordReader, or None where TFDS stores it otherwise than this reader reads."""
+def record_reader(builder: tfds.core.DatasetBuilder, split: str, channels: int | None) -> RecordReader | None:
+    """The split's RecordReader, or None where TFDS keeps it otherwise than this reader reads."""
     import tensorflow_datasets as tfds
 
     info = builder.info
     features = info.features
-    if (info.file_format != tfds.core.FileFormat.TFRECORD or info.supervised_keys != ("image", "label")
+    # A dataset prepared by an older TFDS records no file format; TFDS reads it as TFRecord.
+    if ((info.file_format or tfds.core.FileFormat.TFRECORD) != tfds.core.FileFormat.TFRECORD
+            or info.supervised_keys != ("image", "label")
             or not isinstance(features["image"], tfds.features.Image)
             or not isinstance(features["label"], tfds.features.ClassLabel)
             or tf.as_dtype(features["image"].dtype) != tf.uint8):
@@ -73,7 +80,7 @@ def record_reader(builder, split: str, channels: int | None) -> RecordReader | N
         instructions = info.splits[split].file_instructions
     except (KeyError, ValueError, AssertionError):
         return None
-    if not instructions:
+    if len(instructions) != 1:
         return None
-    return RecordReader(tuple((str(i.filename), int(i.skip), int(i.take)) for i in instructions),
-                        features["image"], channels)
+    only = instructions[0]
+    return RecordReader(str(only.filename), int(only.skip), int(only.take), features["image"], channels)

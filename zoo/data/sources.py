@@ -31,7 +31,7 @@ class Split:
     examples: int
     dataset: tf.data.Dataset  # (uint8 image, int label) pairs, unbatched
     skipped: tuple[str, ...] = ()  # unreadable files left out (data.bad_images: skip)
-    records: RecordReader | None = None  # the same examples read in batches, where TFDS stores them so
+    records: RecordReader | None = None  # the same examples, read faster in batches (zoo.data.records)
 
 
 def _expand(path: str | None) -> str | None:
