@@ -15,7 +15,6 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from zoo.training.compile import build_training_state
 from zoo.training.distribute import Distribution
 
 COUNTS = ("loss", "correct", "top5", "examples")
@@ -44,8 +43,9 @@ def fit_distributed(model: keras.Model, distribution: Distribution,
     """Trains `model` (built and compiled under the strategy's scope) as `fit` would; `loss` has no reduction."""
     strategy, global_batch = distribution.strategy, distribution.global_batch_size
     optimizer = model.optimizer
-    with strategy.scope():
-        build_training_state(model)  # else apply_gradients builds the optimizer while tracing: two traces
+    if not optimizer.built:  # else apply_gradients builds it while tracing the step, which then traces twice
+        with strategy.scope():
+            optimizer.build(model.trainable_variables)
     batches = iter(strategy.distribute_datasets_from_function(dataset_fn))
 
     def replica_step(images, labels):
