@@ -56,8 +56,8 @@ def main() -> int:
             first, second = loaded.values()
             assert all(np.array_equal(a, b) for a, b in zip(first, second)), f"{name}: the readers disagree"
         for reader, times in seconds.items():
-            print(f"{name} {args.split} ({split.examples:,} images at 32x32): {reader} {statistics.median(times):.2f} s "
-                  f"({min(times):.2f}-{max(times):.2f})")
+            print(f"{name} {args.split} ({split.examples:,} images at 32x32): {reader} "
+                  f"{statistics.median(times):.2f} s ({min(times):.2f}-{max(times):.2f})")
         ratio = [b / a for a, b in zip(*seconds.values())]
         print(f"{name}: TFDS reader / record reader {min(ratio):.1f}-{max(ratio):.1f}x per repetition")
     return 0

@@ -51,7 +51,8 @@ def test_images_of_many_sizes_are_converted_and_resized_one_by_one_within_the_sl
     with tf.io.TFRecordWriter(str(path)) as writer:
         for image in originals:
             label = int(image.shape[0])
-            features = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.encode_png(image).numpy()])),
+            png = tf.io.encode_png(image).numpy()
+            features = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png])),
                         "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
             writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
     preprocessing = Preprocessing((6, 6), 1, (0.5,), (0.25,))
