@@ -17,9 +17,10 @@ TFDS_DATA_DIR = os.environ.get("TFDS_DATA_DIR")
 
 
 def assert_reads_as_tfds(config: DataConfig, split_name: str, image_size: tuple[int, int]) -> None:
-    split = load_split(dataset_builder(config), config, split_name, training=True, seed=0)
+    builder = dataset_builder(config)
+    split = load_split(builder, config, split_name, training=True, seed=0)
     assert split.records is not None, "a TFDS split in TFRecord files is read in batches"
-    channels = config.channels or dataset_builder(config).info.features["image"].shape[-1]
+    channels = config.channels or builder.info.features["image"].shape[-1]
     preprocessing = Preprocessing(image_size, channels, (0.5,), (0.25,))
     images, labels = in_memory(split, preprocessing)
     expected_images, expected_labels = in_memory(dataclasses.replace(split, records=None), preprocessing)
