@@ -144,9 +144,13 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
 def predict_command(args: argparse.Namespace) -> int:
     from zoo.common.errors import ZooError
 
+    from zoo.models.presets import get_preset, names_a_preset
+
     for name in ("top", "batch_size"):
         if getattr(args, name) < 1:
             raise ZooError(f"--{name.replace('_', '-')}: expected a positive integer, received {getattr(args, name)}")
+    if names_a_preset(args.source):
+        get_preset(args.source)  # a mistyped name is answered before TensorFlow's 3 s import
     import_tensorflow_quietly()
     from zoo.cli.predict import predict
 

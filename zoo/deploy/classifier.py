@@ -67,10 +67,10 @@ def decode_file(path: Path, channels: int) -> np.ndarray:
 
 def load_classifier(source: str | Path) -> Classifier:
     """A preset's, a run directory's or an artifact's model, ready for uint8 images."""
-    from zoo.models.presets import is_preset
+    from zoo.models.presets import names_a_preset
 
     text = str(source)
-    if is_preset(text) or ("/" not in text and not Path(text).suffix and not Path(text).exists()):
+    if names_a_preset(text):
         return _preset_classifier(text)
     path = Path(text)
     if path.is_dir() and not (path / "saved_model.pb").exists():

@@ -20,8 +20,8 @@ import numpy as np
 from zoo.common.errors import ZooError, describe_exception, unknown
 from zoo.models.builder import build_blocks, build_model
 from zoo.models.config import ModelConfig, load_model_config, shipped_model_configs
-from zoo.models.presets import (WEIGHTS_SUFFIX, Preset, PresetError, file_sha256, get_preset, is_preset,
-                                list_presets)
+from zoo.models.presets import (WEIGHTS_SUFFIX, Preset, PresetError, file_sha256, get_preset, list_presets,
+                                names_a_preset)
 
 if TYPE_CHECKING:
     import keras
@@ -155,7 +155,7 @@ def open_weights(weights: str | Path, config: ModelConfig | None = None) -> _Wei
     if "://" in text:
         return open_weights(_fetch(text), config)
     path = Path(text)
-    if is_preset(text) or ("/" not in text and not path.suffix and not path.exists()):
+    if names_a_preset(text):
         return _open_preset(get_preset(text))  # an unknown name gets a did-you-mean
     if path.is_dir():
         if not (path / "model.keras").is_file():

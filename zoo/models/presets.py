@@ -107,6 +107,13 @@ def is_preset(name: str, directory: Path | None = None) -> bool:
     return "/" not in name and ((directory or PRESET_DIR) / f"{name}.yaml").is_file()
 
 
+def names_a_preset(source: str | Path) -> bool:
+    """Whether `source` (weights or a model to load) means a preset: a shipped preset's name, or a bare
+    word that is no file, so that a mistyped name gets get_preset's did-you-mean, not 'no such file'."""
+    text = str(source)
+    return is_preset(text) or ("/" not in text and not Path(text).suffix and not Path(text).exists())
+
+
 def presets_table(directory: Path | None = None) -> str:
     """The catalogue as Markdown: one row per preset."""
     lines = ["| preset | model | dataset | top-1 | top-5 | input | classes | parameters | MACs | file | trained by |",
