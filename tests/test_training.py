@@ -154,7 +154,8 @@ def test_bad_set_key_is_one_line_with_did_you_mean():
      "TF_CONFIG: expected JSON"),
     ("evaluate.main(['runs/any', '--format', 'onx'])", {}, "unknown format 'onx'"),
     ("zoo.cli.commands.main(['export', 'runs/any', '--format', 'tflite'])", {}, "unknown format 'tflite'"),
-], ids=["config", "tf-config", "evaluate-format", "export-format"])
+    ("zoo.cli.commands.main(['predict', 'lenet5_mnst', 'x.png'])", {}, "did you mean 'lenet5_mnist'"),
+], ids=["config", "tf-config", "evaluate-format", "export-format", "predict-preset"])
 def test_a_mistyped_argument_is_answered_before_tensorflow_is_imported(command, env, fragment):
     code = f"import sys, train, evaluate, zoo.cli.commands\ntry: {command}\nexcept SystemExit as e: " \
            "print(e.code, 'tensorflow' in sys.modules)"
