@@ -71,8 +71,8 @@ def run(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.C
 
 
 def run_here(*args: str) -> subprocess.CompletedProcess:
-    """`python ARGS...` (train.py, evaluate.py or -m zoo) through its own main() in this process, saving
-    the 3 s of a fresh interpreter's TensorFlow import; returned as run() returns it.
+    """`python ARGS...` (train.py, evaluate.py, -m zoo or a benchmarks/ script) through its own main() in
+    this process, saving the 3 s of a fresh interpreter's TensorFlow import; returned as run() returns it.
 
     Like a process of its own: file descriptors 1 and 2 are captured, so native libraries' lines
     (libjpeg, LiteRT) are caught too; warnings print as a fresh interpreter prints them; argv[0] is the
@@ -90,8 +90,9 @@ def run_here(*args: str) -> subprocess.CompletedProcess:
         assert module == "zoo", module
         main = importlib.import_module("zoo.cli.commands").main
     else:
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
+        folder = str((ROOT / script).parent)  # the root, or benchmarks/
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
         main = importlib.import_module(Path(script).stem).main
     keras.backend.clear_session(free_memory=False)  # each run names its layers afresh, as in its own process
     cwd, saved_argv = os.getcwd(), sys.argv

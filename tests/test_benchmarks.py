@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import ROOT, assert_one_line_error, run
+from helpers import ROOT, assert_one_line_error, run, run_here
 
 import zoo.common.cpu
 from zoo.common.cpu import Cpu
@@ -73,14 +73,14 @@ def test_under_an_isa_cap_the_bfloat16_rows_are_left_out_naming_the_cap(monkeypa
 
 
 def test_profile_step_sums_the_step_by_op_type():
-    result = run("benchmarks/profile_step.py", "lenet5", "--steps", "3", "--top", "3")
+    result = run_here("benchmarks/profile_step.py", "lenet5", "--steps", "3", "--top", "3")
     assert result.returncode == 0, result.stderr
     assert "convolutions" in result.stdout and "Conv2D" in result.stdout, result.stdout
 
 
 def test_profile_step_sums_pytorchs_step_by_aten_op():
     pytest.importorskip("torch")
-    result = run("benchmarks/profile_step.py", "lenet5", "--pytorch", "--steps", "3", "--top", "3")
+    result = run_here("benchmarks/profile_step.py", "lenet5", "--pytorch", "--steps", "3", "--top", "3")
     assert result.returncode == 0, result.stderr
     assert "PyTorch" in result.stdout and "convolutions" in result.stdout and "aten::" in result.stdout, result.stdout
 
