@@ -42,13 +42,15 @@ def test_an_axis_without_values_is_a_config_error(tmp_path):
         load_ablation(path)
 
 
+# The sweeps below switch the SavedModel export off (test_export.py tests exports): each run keeps its
+# model.keras, and saves the 0.5 s of a SavedModel written and verified.
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory, patterns_dir):
     tmp = tmp_path_factory.mktemp("sweep")
     ablation = {
         "experiment": str(ROOT / "configs/experiments/default.yaml"),
         "set": {"train.epochs": 1, "train.steps_per_epoch": 3, "train.eval_steps": 2, "train.batch_size": 32,
-                "data.data_dir": patterns_dir},
+                "data.data_dir": patterns_dir, "export.saved_model": False},
         "axes": {"model.layers.conv1.kernel_size": [3, 9], "model.layers.conv1.padding": ["same", "valid"],
                  "model.layers.conv1.strides": [2]},
     }
@@ -84,7 +86,7 @@ def test_sweep_output_size_equals_the_keras_output_shape(tiny_sweep):
 def test_sweep_records_impossible_variants_instead_of_crashing(tmp_path, patterns_dir):
     ablation = {"experiment": str(ROOT / "configs/experiments/default.yaml"),
                 "set": {"train.epochs": 1, "train.steps_per_epoch": 2, "train.eval_steps": 1,
-                        "data.data_dir": patterns_dir},
+                        "data.data_dir": patterns_dir, "export.saved_model": False},
                 "axes": {"model.layers.conv1.kernel_size": [40, 3], "model.layers.conv1.padding": ["valid"]}}
     path = tmp_path / "impossible.yaml"
     path.write_text(yaml.safe_dump(ablation))
@@ -122,7 +124,7 @@ def test_conv_types_varied_layer_matches_the_formulas(block, dilation, params, e
 def test_seeds_repeat_every_variant_and_the_report_shows_mean_spread_and_noise(tmp_path, patterns_dir):
     ablation = {"experiment": str(ROOT / "configs/experiments/default.yaml"),
                 "set": {"train.epochs": 1, "train.steps_per_epoch": 3, "train.eval_steps": 2, "train.batch_size": 32,
-                        "data.data_dir": patterns_dir},
+                        "data.data_dir": patterns_dir, "export.saved_model": False},
                 "axes": {"model.layers.conv1.kernel_size": [3, 5]}, "seeds": [0, 1, 2]}
     path = tmp_path / "seeded.yaml"
     path.write_text(yaml.safe_dump(ablation))
@@ -218,7 +220,7 @@ def test_versus_first_compares_each_variant_with_the_baseline_and_knows_when_it_
 def test_zip_ablation_reports_each_labelled_variant_against_the_first(tmp_path, patterns_dir):
     ablation = {"experiment": str(ROOT / "configs/experiments/default.yaml"),
                 "set": {"train.epochs": 1, "train.steps_per_epoch": 2, "train.eval_steps": 1, "train.batch_size": 32,
-                        "data.data_dir": patterns_dir},
+                        "data.data_dir": patterns_dir, "export.saved_model": False},
                 "mode": "zip", "labels": ["baseline", "faster"], "seeds": [0, 1],
                 "axes": {"train.optimizer.learning_rate": [0.01, 0.05], "train.label_smoothing": [0.0, 0.1]}}
     path = tmp_path / "zipped.yaml"
