@@ -30,19 +30,23 @@ def assert_reads_as_tfds(config: DataConfig, split_name: str, image_size: tuple[
     np.testing.assert_array_equal(labels, expected_labels)
 
 
-@pytest.mark.parametrize("split_name, image_size, channels", [
-    ("train", (32, 32), None),  # as stored
-    ("test[25%:75%]", (20, 20), 3),  # a slice, resized, grey made RGB
-])
-def test_the_record_reader_loads_what_tfds_loads(patterns_dir, split_name, image_size, channels):
-    config = DataConfig(name="zoo_patterns", data_dir=patterns_dir, download=True, channels=channels)
+@pytest.mark.parametrize("split_name, image_size, settings", [
+    ("train", (32, 32), {}),  # as stored
+    ("test[25%:75%]", (20, 20), {"channels": 3}),  # a slice, resized, grey made RGB
+    ("train", (32, 32), {"classes": ("square", "circle", "cross"), "examples_per_class": 40}),  # relabelled
+    ("test[:50%]", (32, 32), {"classes": ("x_cross", "horizontal_line")}),
+], ids=["train", "slice-resized-rgb", "classes-examples", "slice-classes"])
+def test_the_record_reader_loads_what_tfds_loads(patterns_dir, split_name, image_size, settings):
+    config = DataConfig(name="zoo_patterns", data_dir=patterns_dir, download=True, **settings)
     assert_reads_as_tfds(config, split_name, image_size)
 
 
 @pytest.mark.skipif(not TFDS_DATA_DIR, reason="TFDS_DATA_DIR is unset: no prepared MNIST/CIFAR-10 to read")
-@pytest.mark.parametrize("name, image_size", [("mnist", (32, 32)), ("cifar10", (32, 32))])
-def test_the_record_reader_loads_what_tfds_loads_from_prepared_datasets(name, image_size):
-    assert_reads_as_tfds(DataConfig(name=name, data_dir=TFDS_DATA_DIR), "test[:25%]", image_size)
+@pytest.mark.parametrize("name, image_size, settings", [
+    ("mnist", (32, 32), {}), ("cifar10", (32, 32), {}), ("cifar10", (32, 32), {"classes": ("ship", "cat")}),
+], ids=["mnist", "cifar10", "cifar10-classes"])
+def test_the_record_reader_loads_what_tfds_loads_from_prepared_datasets(name, image_size, settings):
+    assert_reads_as_tfds(DataConfig(name=name, data_dir=TFDS_DATA_DIR, **settings), "test[:25%]", image_size)
 
 
 def test_images_of_many_sizes_are_converted_and_resized_one_by_one_within_the_slice(tmp_path):
@@ -63,8 +67,3 @@ def test_images_of_many_sizes_are_converted_and_resized_one_by_one_within_the_sl
     np.testing.assert_array_equal(np.concatenate(labels), [image.shape[0] for image in kept])
     expected = [preprocessing.resize_uint8(to_channels(tf.constant(image), 1)) for image in kept]
     np.testing.assert_array_equal(np.concatenate(images), np.stack(expected))
-
-
-def test_a_selection_is_read_by_tfds(patterns_dir):
-    config = DataConfig(name="zoo_patterns", data_dir=patterns_dir, download=True, examples_per_class=3)
-    assert load_split(dataset_builder(config), config, "train", training=True, seed=0).records is None

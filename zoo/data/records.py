@@ -7,8 +7,11 @@ of the time a split takes to load: CIFAR-10's 50,000 training images took 5.8 s 
 (benchmarks/load_split.py).
 
 It gives the examples `as_dataset` gives, in the same order, for a split TFDS keeps in one file
-(MNIST's and CIFAR-10's, slices such as `train[:90%]` included). A split in several files stays with
-TFDS's reader, which interleaves them: that order decides which examples an evaluation cut short by
+(MNIST's and CIFAR-10's, slices such as `train[:90%]` included), and a selection of them
+(`data.classes`, `data.examples_per_class`: zoo.data.sources) by their positions. A selection
+reads the labels without the images first: MNIST's 60,000 in 0.15-0.24 s, against 7.1-7.3 s one
+element at a time through TFDS (Intel Xeon). A split in several files stays with TFDS's reader,
+which interleaves them: that order decides which examples an evaluation cut short by
 `train.eval_steps` scores. So does a split stored otherwise (a folder, another format, other features).
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
 import tensorflow as tf
 
 from zoo.data.preprocess import to_channels
@@ -36,6 +40,26 @@ class RecordReader:
     take: int  # examples in the split
     image: tfds.features.Image  # the dataset's own feature: it decodes what it encoded
     channels: int | None  # data.channels, if the images are converted
+    # A selection (see `selected`): which of the `take` examples are kept, and each label's new label
+    keep: np.ndarray | None = dataclasses.field(default=None, compare=False)
+    new_label: np.ndarray | None = dataclasses.field(default=None, compare=False)
+
+    def _records(self) -> tf.data.Dataset:
+        return tf.data.TFRecordDataset(self.file).skip(self.skip).take(self.take)
+
+    def labels(self) -> np.ndarray:
+        """The int64 labels of the split's `take` examples in order, parsed without the images."""
+        feature = {"label": tf.io.FixedLenFeature([], tf.int64)}
+        batches = self._records().batch(BATCH).map(lambda serialized: tf.io.parse_example(serialized, feature)["label"],
+                                                   num_parallel_calls=tf.data.AUTOTUNE)
+        return np.concatenate([np.zeros(0, np.int64), *batches.as_numpy_iterator()])
+
+    def selected(self, keep: np.ndarray, new_label: np.ndarray) -> RecordReader:
+        """This split's examples where `keep` (one bool per example, in order) holds, each `label` given
+        as `new_label[label]`; the others are neither parsed nor decoded."""
+        if len(keep) != self.take:
+            raise ValueError(f"expected one keep flag per example of the split ({self.take}), received {len(keep)}")
+        return dataclasses.replace(self, keep=np.asarray(keep, bool), new_label=np.asarray(new_label, np.int64))
 
     def batches(self, resize: Callable[[tf.Tensor], tf.Tensor]) -> tf.data.Dataset:
         """(uint8 images, int64 labels) batches of the split, resized by `resize`, which takes one image or
@@ -57,8 +81,16 @@ class RecordReader:
                                parallel_iterations=PARALLEL_DECODES)
             return resize(images) if fixed else images, example["label"]
 
-        records = tf.data.TFRecordDataset(self.file).skip(self.skip).take(self.take)
-        return records.batch(BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        if self.keep is None:
+            return self._records().batch(BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        table = tf.constant(self.new_label)
+
+        def parse_kept(serialized: tf.Tensor, keep: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            images, labels = parse(tf.boolean_mask(serialized, keep))
+            return images, tf.gather(table, labels)
+
+        records = tf.data.Dataset.zip(self._records(), tf.data.Dataset.from_tensor_slices(self.keep))
+        return records.batch(BATCH).map(parse_kept, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def record_reader(builder: tfds.core.DatasetBuilder, split: str, channels: int | None) -> RecordReader | None:

@@ -114,9 +114,9 @@ def load_split(builder, config: DataConfig, split: str, *, training: bool, seed:
                        f"(splits: {', '.join(builder.info.splits)}): {str(error).splitlines()[0][:160]}") from None
     if config.channels:
         dataset = dataset.map(lambda image, label: (to_channels(image, config.channels), label))
+    records = None if config.folder else record_reader(builder, split, config.channels)
     if selecting:
-        dataset, examples = _select(builder, config, read, dataset, training)
-    records = None if config.folder or selecting else record_reader(builder, split, config.channels)
+        dataset, examples, records = _select(builder, config, read, dataset, training, records)
     return Split(split, examples, dataset, skipped, records)
 
 
@@ -132,11 +132,13 @@ def class_names(builder, config: DataConfig) -> list[str]:
     return list(config.classes) if config.classes else names
 
 
-def _select(builder, config: DataConfig, read: dict, dataset: tf.data.Dataset, training: bool):
-    """`dataset` with only `data.classes` (relabelled in their order) and, in a training split, the first
-    `data.examples_per_class` of each class in the split's fixed reading order; and how many examples
-    remain. The labels are read once, images undecoded; the kept positions are also checked against
-    each example's own label, so a reordered read could drop examples but never mislabel one."""
+def _select(builder, config: DataConfig, read: dict, dataset: tf.data.Dataset, training: bool,
+            records: RecordReader | None):
+    """`dataset` (and `records`, if the split has a record reader) with only `data.classes` (relabelled
+    in their order) and, in a training split, the first `data.examples_per_class` of each class in the
+    split's fixed reading order; and how many examples remain. The labels are read once, without the
+    images; the kept positions are also checked against each example's own label in `dataset`, so a
+    reordered read could drop examples but never mislabel one."""
     import numpy as np
     import tensorflow_datasets as tfds
 
@@ -144,10 +146,14 @@ def _select(builder, config: DataConfig, read: dict, dataset: tf.data.Dataset, t
     wanted = class_names(builder, config)
     new_label = np.full(len(names), -1, np.int64)
     new_label[[names.index(name) for name in wanted]] = np.arange(len(wanted))
-    undecoded = builder.as_dataset(**{**read, "as_supervised": False},
-                                   decoders={"image": tfds.decode.SkipDecoding()})
-    labels = new_label[np.fromiter((int(x) for x in undecoded.map(lambda example: example["label"])
-                                    .as_numpy_iterator()), np.int64)]
+    if records:
+        stored = records.labels()
+    else:
+        undecoded = builder.as_dataset(**{**read, "as_supervised": False},
+                                       decoders={"image": tfds.decode.SkipDecoding()})
+        stored = np.concatenate([np.zeros(0, np.int64), *undecoded.map(lambda example: example["label"])
+                                 .batch(4096).as_numpy_iterator()])
+    labels = new_label[stored]
     keep = labels >= 0
     if training and config.examples_per_class:
         counts = np.bincount(labels[keep], minlength=len(wanted))
@@ -165,7 +171,7 @@ def _select(builder, config: DataConfig, read: dict, dataset: tf.data.Dataset, t
     selected = (dataset.enumerate()
                 .filter(lambda index, example: tf.logical_and(mask[index], tf.gather(table, example[1]) >= 0))
                 .map(lambda index, example: (example[0], tf.gather(table, example[1]))))
-    return selected, int(keep.sum())
+    return selected, int(keep.sum()), records.selected(keep, new_label) if records else None
 
 
 def check_unsupported_files(builder, config: DataConfig, split: str) -> tuple[str, ...]:
