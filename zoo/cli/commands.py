@@ -143,7 +143,6 @@ def _predict_arguments(parser: argparse.ArgumentParser) -> None:
          _predict_arguments)
 def predict_command(args: argparse.Namespace) -> int:
     from zoo.common.errors import ZooError
-
     from zoo.models.presets import get_preset, names_a_preset
 
     for name in ("top", "batch_size"):
