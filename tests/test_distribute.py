@@ -153,7 +153,7 @@ def _start_worker(index: int, addresses: list[str], args: list[str], log: Path) 
 
 
 def test_a_killed_worker_stops_the_other_within_a_minute_and_a_relaunch_resumes(tmp_path, patterns_dir):
-    args = [DEFAULT, *sets(*SHORT, "train.steps_per_epoch=90", f"data.data_dir={patterns_dir}",
+    args = [DEFAULT, *sets(*SHORT, "train.steps_per_epoch=150", f"data.data_dir={patterns_dir}",
                            "export.saved_model=false"), "--workdir", str(tmp_path / "run")]
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
     logs = [tmp_path / "worker0.log", tmp_path / "worker1.log"]

@@ -285,6 +285,8 @@ def test_a_second_process_on_a_live_run_directory_is_refused_and_kill_9_frees_it
         deadline = time.time() + 300
         while not (workdir / "state.json").exists() and time.time() < deadline:
             time.sleep(0.1)
+        # Checked first, as a second run that got the lock would train its 1000 epochs in this process
+        assert first.poll() is None and (workdir / "state.json").exists(), "the first run never got under way"
         second = run_here(*command[1:])  # another process holds the lock: this one needs no process of its own
         assert first.poll() is None, "the first run ended: the refusal below proves nothing"
         assert_one_line_error(second, f"run directory {workdir} is in use by process {first.pid}")

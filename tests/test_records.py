@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 
 from zoo.data.pipeline import in_memory
 from zoo.data.preprocess import Preprocessing, to_channels
+from zoo.data import records
 from zoo.data.records import RecordReader
 from zoo.data.sources import dataset_builder, load_split
 from zoo.experiment import DataConfig
@@ -34,7 +35,7 @@ def assert_reads_as_tfds(config: DataConfig, split_name: str, image_size: tuple[
     ("train", (32, 32), {}),  # as stored
     ("test[25%:75%]", (20, 20), {"channels": 3}),  # a slice, resized, grey made RGB
     ("train", (32, 32), {"classes": ("square", "circle", "cross"), "examples_per_class": 40}),  # relabelled
-    ("test[:50%]", (32, 32), {"classes": ("x_cross", "horizontal_line")}),
+    ("test[25%:75%]", (32, 32), {"classes": ("x_cross", "horizontal_line")}),
 ], ids=["train", "slice-resized-rgb", "classes-examples", "slice-classes"])
 def test_the_record_reader_loads_what_tfds_loads(patterns_dir, split_name, image_size, settings):
     config = DataConfig(name="zoo_patterns", data_dir=patterns_dir, download=True, **settings)
@@ -49,7 +50,7 @@ def test_the_record_reader_loads_what_tfds_loads_from_prepared_datasets(name, im
     assert_reads_as_tfds(DataConfig(name=name, data_dir=TFDS_DATA_DIR, **settings), "test[:25%]", image_size)
 
 
-def test_images_of_many_sizes_are_converted_and_resized_one_by_one_within_the_slice(tmp_path):
+def test_images_of_many_sizes_are_converted_and_resized_one_by_one_within_the_slice(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     originals = [rng.integers(0, 256, (8 + i, 12 - i, 3), dtype=np.uint8) for i in range(6)]
     path = tmp_path / "split.tfrecord"
@@ -67,3 +68,12 @@ def test_images_of_many_sizes_are_converted_and_resized_one_by_one_within_the_sl
     np.testing.assert_array_equal(np.concatenate(labels), [image.shape[0] for image in kept])
     expected = [preprocessing.resize_uint8(to_channels(tf.constant(image), 1)) for image in kept]
     np.testing.assert_array_equal(np.concatenate(images), np.stack(expected))
+    # A selection of the first two, relabelled from 0, in batches of two: the second batch keeps nothing
+    np.testing.assert_array_equal(reader.labels(), [9, 10, 11, 12])
+    monkeypatch.setattr(records, "BATCH", 2)
+    selected = reader.selected(np.array([True, True, False, False]), np.arange(13) - 9)
+    batches = list(selected.batches(preprocessing.resize_uint8))
+    assert [len(labels) for _, labels in batches] == [2, 0]
+    images, labels = (np.concatenate(parts) for parts in zip(*batches))
+    np.testing.assert_array_equal(labels, [0, 1])
+    np.testing.assert_array_equal(images, np.stack(expected[:2]))

@@ -19,7 +19,7 @@ from zoo.common.errors import ZooError, unknown
 from zoo.common.quiet import native_stderr_silenced
 from zoo.data import image_check
 from zoo.data.preprocess import to_channels
-from zoo.data.records import RecordReader, record_reader
+from zoo.data.records import BATCH, RecordReader, concatenated, record_reader
 from zoo.experiment import DataConfig
 
 
@@ -146,13 +146,12 @@ def _select(builder, config: DataConfig, read: dict, dataset: tf.data.Dataset, t
     wanted = class_names(builder, config)
     new_label = np.full(len(names), -1, np.int64)
     new_label[[names.index(name) for name in wanted]] = np.arange(len(wanted))
-    if records:
+    if records is not None:
         stored = records.labels()
     else:
         undecoded = builder.as_dataset(**{**read, "as_supervised": False},
                                        decoders={"image": tfds.decode.SkipDecoding()})
-        stored = np.concatenate([np.zeros(0, np.int64), *undecoded.map(lambda example: example["label"])
-                                 .batch(4096).as_numpy_iterator()])
+        stored = concatenated(undecoded.map(lambda example: example["label"]).batch(BATCH))
     labels = new_label[stored]
     keep = labels >= 0
     if training and config.examples_per_class:
@@ -171,7 +170,7 @@ def _select(builder, config: DataConfig, read: dict, dataset: tf.data.Dataset, t
     selected = (dataset.enumerate()
                 .filter(lambda index, example: tf.logical_and(mask[index], tf.gather(table, example[1]) >= 0))
                 .map(lambda index, example: (example[0], tf.gather(table, example[1]))))
-    return selected, int(keep.sum()), records.selected(keep, new_label) if records else None
+    return selected, int(keep.sum()), None if records is None else records.selected(keep, new_label)
 
 
 def check_unsupported_files(builder, config: DataConfig, split: str) -> tuple[str, ...]:
