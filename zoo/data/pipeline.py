@@ -19,6 +19,7 @@ import tensorflow as tf
 from zoo.common.errors import ZooError
 from zoo.data.augment import BatchAugmentation
 from zoo.data.preprocess import Preprocessing
+from zoo.data.records import BATCH
 from zoo.data.sources import Split, dataset_builder, load_split
 from zoo.data.sources import class_names as load_class_names
 from zoo.experiment import DataConfig
@@ -57,14 +58,14 @@ def _cache_fits(examples: int, shape: tuple[int, int, int]) -> bool:
 
 def in_memory(split: Split, preprocessing: Preprocessing) -> tuple[tf.Tensor, tf.Tensor]:
     """The whole split decoded once, at the model's size: uint8 images [N, H, W, C] and labels [N]."""
-    if split.records:
+    if split.records is not None:
         batches = split.records.batches(preprocessing.resize_uint8)
     else:
         dataset = split.dataset
         if tuple(dataset.element_spec[0].shape[:2]) != preprocessing.image_size:
             dataset = dataset.map(lambda image, label: (preprocessing.resize_uint8(image), label),
                                   num_parallel_calls=AUTOTUNE)
-        batches = dataset.batch(4096, num_parallel_calls=AUTOTUNE)
+        batches = dataset.batch(BATCH, num_parallel_calls=AUTOTUNE)
     images, labels = zip(*batches.prefetch(1))
     return tf.concat(images, axis=0), tf.concat(labels, axis=0)
 

@@ -143,6 +143,12 @@ def training_metrics() -> list[keras.metrics.Metric]:
     return [keras.metrics.CategoricalAccuracy(name="accuracy"), keras.metrics.TopKCategoricalAccuracy(k=5, name="top5")]
 
 
+def build_optimizer(model: keras.Model) -> None:
+    """Creates the optimizer's variables now (under the strategy's scope), not in the traced step."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+
+
 def build_training_state(model: keras.Model) -> None:
     """Creates the compiled metrics' and the optimizer's variables now, before `fit` traces the step.
 
@@ -152,8 +158,7 @@ def build_training_state(model: keras.Model) -> None:
     `fit` resets the metrics before each epoch, so the zeros they see here count nowhere. Call it under
     the strategy's scope.
     """
-    if not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+    build_optimizer(model)
     outputs = keras.ops.zeros((1, *model.outputs[0].shape[1:]))  # the zoo's models have one output
     model.compute_metrics(None, outputs, outputs)  # Keras's ignores its inputs
 

@@ -15,6 +15,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from zoo.training.compile import build_optimizer
 from zoo.training.distribute import Distribution
 
 COUNTS = ("loss", "correct", "top5", "examples")
@@ -43,9 +44,8 @@ def fit_distributed(model: keras.Model, distribution: Distribution,
     """Trains `model` (built and compiled under the strategy's scope) as `fit` would; `loss` has no reduction."""
     strategy, global_batch = distribution.strategy, distribution.global_batch_size
     optimizer = model.optimizer
-    if not optimizer.built:  # else apply_gradients builds it while tracing the step, which then traces twice
-        with strategy.scope():
-            optimizer.build(model.trainable_variables)
+    with strategy.scope():  # else apply_gradients builds it while tracing the step, which then traces twice
+        build_optimizer(model)
     batches = iter(strategy.distribute_datasets_from_function(dataset_fn))
 
     def replica_step(images, labels):
