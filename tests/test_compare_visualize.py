@@ -13,12 +13,13 @@ import tensorflow as tf
 from helpers import ROOT, assert_one_line_error, needs_bfloat16_kernels, run_here
 
 from zoo.common.errors import ZooError
+from zoo.data.preprocess import Preprocessing
 from zoo.experiment import load_experiment
 from zoo.models.analysis import analyze
 from zoo.models.builder import build_model
 from zoo.models.config import load_model_config
 from zoo.studies.compare import compare
-from zoo.studies.visualize import block_outputs, filter_tiles, visualize
+from zoo.studies.visualize import block_outputs, filter_tiles, read_image, visualize
 from zoo.training.trainer import train
 
 CSV_COLUMNS = ["model", "source", "input", "params", "macs", "images_per_sec", "latency_ms", "saved_model_mb",
@@ -144,6 +145,22 @@ def test_grad_cam_of_a_run_and_of_a_preset(run_dir, tmp_path):
     written = visualize("lenet5_mnist", image=image, out_dir=tmp_path / "preset", grad_cam=True)
     assert {p.name for p in written} >= {"input.png", "grad_cam.png", "feature_maps_conv1.png"}
     assert "training_curves.png" not in {p.name for p in written}  # a preset has no metrics.csv
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (60, 60, 1), (20, 35, 3), (28, 28, 4)],
+                         ids=["the model's own size", "larger", "smaller colour", "own size RGBA"])
+def test_grad_cam_of_an_image_of_any_size(shape, tmp_path):
+    image = tmp_path / "digit.png"
+    pixels = np.random.default_rng(0).integers(0, 255, shape, np.uint8)
+    image.write_bytes(tf.io.encode_png(pixels).numpy())
+    result = run_here("-m", "zoo", "visualize", "lenet5_mnist", "--image", str(image), "--grad-cam",
+                      "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert_png(tmp_path / "out" / "grad_cam.png")
+    shown = read_image(image, Preprocessing((28, 28), 1, (0.0,), (1.0,)))
+    assert shown.shape == (28, 28, 1) and shown.dtype == np.uint8
+    if shape == (28, 28, 1):
+        np.testing.assert_array_equal(shown, pixels)  # the model's size: the image itself, unresized
 
 
 def test_grad_cam_map_peaks_where_the_evidence_is():

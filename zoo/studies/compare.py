@@ -28,6 +28,7 @@ from zoo.common import files
 from zoo.common.errors import ZooError
 from zoo.models.analysis import analyze, human
 from zoo.models.config import load_model_config
+from zoo.studies.figures import pyplot, save_figure
 
 if TYPE_CHECKING:
     import keras
@@ -224,8 +225,6 @@ def csv_table(rows: Sequence[Row]) -> str:
 
 def plot_accuracy_vs_macs(rows: Sequence[Row], path: Path) -> Path:
     """Top-1 accuracy of the trained runs against their MACs (log scale), each point labelled."""
-    from zoo.studies.visualize import pyplot, save_figure
-
     runs = [row for row in rows if row.is_run]
     figure, axes = pyplot().subplots(figsize=(7, 5))
     axes.scatter([row.macs for row in runs], [100 * row.top1 for row in runs])

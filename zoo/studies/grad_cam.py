@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from zoo.common.errors import ZooError, unknown
+from zoo.studies.figures import pyplot, save_figure
 
 if TYPE_CHECKING:
     import keras
@@ -67,8 +68,6 @@ def class_activation_map(model: "keras.Model", inputs: np.ndarray, class_index: 
 def plot_grad_cam(image: np.ndarray, cam: np.ndarray, title: str, path: Path) -> Path:
     """The image, and the map (resized to the image) over it."""
     import tensorflow as tf
-
-    from zoo.studies.visualize import pyplot, save_figure
 
     plt = pyplot()
     heat = tf.image.resize(cam[..., None], image.shape[:2], method="bilinear").numpy()[..., 0]

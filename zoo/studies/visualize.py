@@ -18,21 +18,20 @@ otherwise:
   (`conv2_1_1_conv` to block `conv2_1`; the longest such name wins);
 - training_curves.png: loss and accuracy, training against evaluation, per epoch.
 
-It also holds what `zoo.studies.compare` shares with it: `load_run_model`, `pyplot` and `save_figure`.
+It also holds what `zoo.studies.compare` shares with it: `load_run_model`.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from zoo.common import files
 from zoo.common.errors import ZooError, did_you_mean, unknown
+from zoo.studies.figures import pyplot, save_figure
 
 if TYPE_CHECKING:
     import keras
@@ -44,25 +43,6 @@ MAX_CHANNELS = 16
 
 
 # ----------------------------------------------------------------------------- plotting helpers
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only, no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(figure, path: Path) -> Path:
-    """Writes `figure` as a PNG atomically, closes it and returns `path`."""
-    out = io.BytesIO()
-    figure.savefig(out, format="png", dpi=100, bbox_inches="tight")
-    pyplot().close(figure)
-    files.write_atomic(path, out.getvalue())
-    return path
 
 
 def tile_grid(tiles: Sequence[np.ndarray], titles: Sequence[str], title: str, path: Path,
@@ -152,7 +132,7 @@ def read_image(path: Path, preprocessing: "Preprocessing") -> np.ndarray:
         image = decode_file(path, preprocessing.channels)
     except ZooError as error:
         raise ZooError(f"--image: expected a PNG, JPEG, BMP or GIF image, received {str(path)!r} ({error})") from None
-    return preprocessing.resize_uint8(image).numpy()
+    return np.asarray(preprocessing.resize_uint8(image))  # a tensor, or the image itself at the model's size
 
 
 def evaluation_image(experiment: "Experiment", preprocessing: "Preprocessing", index: int) -> np.ndarray:
