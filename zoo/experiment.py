@@ -17,6 +17,7 @@ import yaml
 from zoo.common.errors import ConfigError, ZooError, unknown
 from zoo.common.schema import (Fraction, Max, Min, NonNegativeFloat, NonNegativeInt, OpenFraction, PositiveFloat,
                                PositiveInt, Probability, build_dataclass)
+from zoo.common.shipped import config_path
 from zoo.common.yamlfiles import StrictLoader, load_yaml
 from zoo.models.config import ModelConfig, layer_name, resolve_bases, validate_model
 
@@ -199,8 +200,9 @@ def set_dotted(data: dict, path: list[str], value: Any, key: str) -> None:
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Experiment:
-    """The experiment in `path`, checked, with `--set` overrides applied and checked, model resolved."""
-    path = Path(path)
+    """The experiment in `path` (or a shipped experiment's name), checked, with `--set` overrides applied and
+    checked, model resolved."""
+    path = config_path(path, "experiment")
     raw = load_yaml(path)
     if not isinstance(raw, Mapping):
         raise ConfigError(f"expected a mapping of sections, received {type(raw).__name__}", source=str(path))

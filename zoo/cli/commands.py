@@ -1,13 +1,16 @@
-"""`python -m zoo COMMAND`: inspect, models, presets, publish, predict, compare, export, visualize, launch.
+"""`zoo COMMAND` (or `python -m zoo COMMAND`): every command of the zoo, one subcommand each.
 
-Each subcommand parses its arguments here and calls the package; a ZooError becomes one line
-and exit status 2 (zoo.common.errors.exits_cleanly).
+train, evaluate, inspect, models, presets, publish, predict, compare, export, visualize, launch. Each
+subcommand parses its arguments here and calls the package; a ZooError becomes one line and exit
+status 2 (zoo.common.errors.exits_cleanly). The checkout's train.py and evaluate.py are `zoo train`
+and `zoo evaluate` under their old names.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Callable
 
 from zoo.common.errors import exits_cleanly
@@ -36,6 +39,59 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     if len(shape) != 3 or min(shape) < 1:
         raise argparse.ArgumentTypeError(f"expected H,W,C as three positive integers, received {text!r}")
     return shape  # type: ignore[return-value]
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="an experiment or an ablation sweep: a shipped one's name (default, "
+                                       "mnist_lenet5, cifar10_resnet20_fast, recipe, ...) or a YAML file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override any config key, e.g. --set train.epochs=3 (repeatable)")
+    parser.add_argument("--workdir", help="the run directory; rerunning with the same one resumes")
+
+
+@command("train", "train an experiment, or run every variant of an ablation sweep; resumable", _train_arguments)
+def train_command(args: argparse.Namespace) -> int:
+    from zoo.cli.runner import run_config
+
+    run_config(args.config, args.overrides, args.workdir)
+    return 0
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="SOURCE",
+                        help="a run directory (every artifact it holds, on the same images), a SavedModel directory, "
+                             "or a .keras, .tflite or .onnx file")
+    parser.add_argument("--format", action="append", dest="formats", metavar="NAME",
+                        help="in a run directory, evaluate only this format's artifact (repeatable): "
+                             f"{', '.join(EXPORT_FORMATS)}")
+    parser.add_argument("--data", help="a TFDS dataset name (default: the one the artifact was trained on)")
+    parser.add_argument("--data-dir", help="a TFDS data_dir (default: the run's, else TFDS's own)")
+    parser.add_argument("--split", help="a split, TFDS slicing allowed (default: the run's evaluation split)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--tta", metavar="VIEWS",
+                        help="also score the mean over views of each image: flip (the image and its mirror), "
+                             "reported beside the single view")
+    parser.add_argument("--out", help="where to write evaluation.json and the confusion matrix")
+    parser.add_argument("--json", action="store_true", help='print {"results": [one object per artifact]}')
+
+
+@command("evaluate", "top-1, top-5 and images/s of a run's artifacts (or one artifact) on a dataset split",
+         _evaluate_arguments)
+def evaluate_command(args: argparse.Namespace) -> int:
+    for name in args.formats or ():
+        check_export_format(name)  # a typo answered before the 3 s of TensorFlow's import
+    import_tensorflow_quietly()
+    from zoo.deploy.evaluation import evaluate_all, format_comparison, format_result
+
+    results = evaluate_all(args.target, formats=args.formats, data=args.data, split=args.split,
+                           data_dir=args.data_dir, batch_size=args.batch_size, out_dir=args.out, tta=args.tta)
+    if args.json:
+        print(json.dumps({"results": results}, indent=1))
+    else:
+        print("\n".join(map(format_result, results)))
+        if len(results) > 1:
+            print("\n" + format_comparison(results))
+    return 0
 
 
 def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,8 +174,6 @@ def _publish_arguments(parser: argparse.ArgumentParser) -> None:
 @command("publish", "turn a finished run into a preset: its weights and a model card", _publish_arguments)
 def publish_command(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
-    from pathlib import Path
-
     from zoo.training.publish import publish
 
     card = publish(args.run_dir, args.name, description=args.description,
@@ -220,8 +274,8 @@ def visualize_command(args: argparse.Namespace) -> int:
 
 def _launch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, required=True, help="how many worker processes to start")
-    parser.add_argument("train_args", nargs=argparse.REMAINDER, metavar="-- EXPERIMENT [train.py args]",
-                        help="what each worker runs: train.py's arguments")
+    parser.add_argument("train_args", nargs=argparse.REMAINDER, metavar="-- EXPERIMENT [zoo train's args]",
+                        help="what each worker runs: zoo train's arguments")
 
 
 @command("launch", "train one experiment with N local workers (MultiWorkerMirroredStrategy), as a cluster would",
@@ -235,7 +289,9 @@ def launch_command(args: argparse.Namespace) -> int:
 
 @exits_cleanly
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zoo", description=__doc__.splitlines()[0])
+    started_as = Path(sys.argv[0]).name if sys.argv else ""
+    prog = "python -m zoo" if started_as == "__main__.py" else "zoo"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help, arguments, _) in COMMANDS.items():
         arguments(subparsers.add_parser(name, help=help, description=help))

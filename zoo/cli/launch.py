@@ -1,6 +1,6 @@
-"""`python -m zoo launch --workers N -- EXPERIMENT [train.py args]`: a multi-worker cluster on this machine.
+"""`zoo launch --workers N -- EXPERIMENT [zoo train's args]`: a multi-worker cluster on this machine.
 
-Starts N train.py processes on free loopback ports, each with its TF_CONFIG (worker 0 is the
+Starts N `zoo train` processes on free loopback ports, each with its TF_CONFIG (worker 0 is the
 chief), as a cluster manager would on N machines; prefixes their output with `[worker i]`; and
 when one fails, stops the others and exits with its status.
 """
@@ -19,7 +19,6 @@ from typing import IO
 
 from zoo.common.errors import ZooError
 
-TRAIN_SCRIPT = Path(__file__).resolve().parents[2] / "train.py"
 STOP_GRACE_SECONDS = 10  # after SIGTERM, before SIGKILL
 
 
@@ -72,14 +71,12 @@ def _first_failure(processes: list[subprocess.Popen]) -> tuple[int, int] | None:
 
 
 def launch(workers: int, train_args: list[str]) -> int:
-    """Runs train.py with `train_args` as `workers` local workers; 0, or the first failing worker's status."""
+    """Runs `zoo train` with `train_args` as `workers` local workers; 0, or the first failing worker's status."""
     if workers < 1:
         raise ZooError(f"--workers: expected a positive number of workers, received {workers}")
     if not train_args:
-        raise ZooError("launch: expected an experiment after `--`, e.g. python -m zoo launch --workers 2 -- "
-                       "configs/experiments/default.yaml, received none")
-    if not TRAIN_SCRIPT.exists():
-        raise ZooError(f"launch: expected train.py beside the zoo package, at {TRAIN_SCRIPT}; it is not there")
+        raise ZooError("launch: expected an experiment after `--`, e.g. zoo launch --workers 2 -- default, "
+                       "received none")
     if "--workdir" not in train_args and not any(arg.startswith("--workdir=") for arg in train_args):
         # every worker must name the same run directory; a default per process would differ by a second
         workdir = Path("runs") / Path(train_args[0]).stem / time.strftime("%Y%m%d-%H%M%S")
@@ -89,7 +86,7 @@ def launch(workers: int, train_args: list[str]) -> int:
     processes, threads = [], []
     for index in range(workers):
         env = {**os.environ, "TF_CONFIG": tf_config(addresses, index), "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *train_args], env=env, text=True,
+        process = subprocess.Popen([sys.executable, "-m", "zoo", "train", *train_args], env=env, text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         processes.append(process)
         for stream, out in ((process.stdout, sys.stdout), (process.stderr, sys.stderr)):

@@ -5,13 +5,16 @@ from pathlib import Path
 from typing import Any
 
 from zoo.common.quiet import import_tensorflow_quietly
+from zoo.common.shipped import config_path
 from zoo.common.yamlfiles import load_yaml
 from zoo.experiment import load_experiment
 from zoo.training.cluster import this_worker
 
 
 def run_config(path: str | Path, overrides: list[str] = (), workdir: str | Path | None = None) -> Any:
-    """Trains the experiment in `path` (or sweeps the ablation) and returns its summary (or results)."""
+    """Trains the experiment in `path` (or sweeps the ablation; either may be a shipped config's name) and
+    returns its summary (or results)."""
+    path = config_path(path, "experiment")
     raw = load_yaml(path)
     if isinstance(raw, dict) and "axes" in raw:
         import_tensorflow_quietly()

@@ -117,7 +117,7 @@ def models_table() -> str:
     for path in shipped_model_configs():
         analysis = analyze(load_model_config(path))
         config = analysis.config
-        lines.append(f"| [{config.name}](configs/models/{path.name}) | {_size(list(config.input_shape))} | "
+        lines.append(f"| [{config.name}](zoo/configs/models/{path.name}) | {_size(list(config.input_shape))} | "
                      f"{config.num_classes} | {analysis.params:,} | {analysis.trainable_params:,} | "
                      f"{human(analysis.macs)} | {', '.join(trained.get(config.name, [])) or '-'} | "
                      f"{config.description} |")

@@ -19,24 +19,12 @@ from typing import Any, Literal, Mapping
 
 from zoo.common.errors import ConfigError, unknown
 from zoo.common.schema import REQUIRED, PositiveInt, build_dataclass, check
+from zoo.common.shipped import config_path, shipped_configs
 from zoo.common.yamlfiles import load_yaml
 from zoo.models.blocks import BLOCKS, block_type
 from zoo.models.blocks.registry import LAYER_KEYS
 
-ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = ROOT / "configs" / "models"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-
-def model_config_path(reference: str, relative_to: Path | None = None) -> Path:
-    """A model config file from a path, or from a shipped model's name such as 'resnet20'."""
-    if "/" not in reference and not reference.endswith((".yaml", ".yml")):
-        path = MODELS_DIR / f"{reference}.yaml"
-        if not path.exists():
-            raise ConfigError(unknown("model", reference, [p.stem for p in MODELS_DIR.glob("*.yaml")]))
-        return path
-    path = Path(reference)
-    return path if path.is_absolute() or relative_to is None else relative_to / path
 
 
 def layer_name(entry: Any, index: int) -> str:
@@ -85,7 +73,7 @@ def resolve_bases(data: Any, source: str, directory: Path | None, chain: tuple[s
     reference = data["base"]
     if not isinstance(reference, str):
         raise ConfigError(f"expected a config path or model name, received {reference!r}", source=source, key="base")
-    path = model_config_path(reference, directory).resolve()
+    path = config_path(reference, "model", directory).resolve()
     if str(path) in chain or str(path) == source:
         raise ConfigError(f"circular base: {' -> '.join(Path(c).name for c in (*chain, source, str(path)))}",
                           source=source, key="base")
@@ -219,11 +207,11 @@ def load_model_config(config: "str | Path | Mapping[str, Any] | ModelConfig",
     if isinstance(config, Mapping):
         source = source or "<mapping>"
         return validate_model(resolve_bases(config, source, Path.cwd()), source)
-    path = model_config_path(str(config))
+    path = config_path(config, "model")
     raw = resolve_bases(load_yaml(path), str(path), path.parent)
     return validate_model(raw, str(path))
 
 
 def shipped_model_configs() -> list[Path]:
-    """Every model config in configs/models, sorted by name: what tests and `compare` loop over."""
-    return sorted(MODELS_DIR.glob("*.yaml"))
+    """Every model config in the package's configs/models, sorted by name: what tests and `compare` loop over."""
+    return shipped_configs("model")

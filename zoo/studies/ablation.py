@@ -1,6 +1,6 @@
 """Ablation sweeps: a base experiment, axes over any config key, one normal run per variant, a report.
 
-An ablation file names `experiment` (a path relative to it), optional `set` (overrides for every
+An ablation file names `experiment` (a path relative to it, or a shipped experiment's name), optional `set` (overrides for every
 variant, such as short training), `axes` (dotted keys, layers addressed by name, each with a list
 of values), `mode` (`grid`, the default; `one_at_a_time`: each axis varied alone, the others
 at their first value; `zip`: the axes' i-th values together, with optional `labels` naming each
@@ -27,6 +27,7 @@ from typing import Any, Literal
 from zoo.common import files, locks
 from zoo.common.errors import ConfigError
 from zoo.common.schema import build_dataclass
+from zoo.common.shipped import config_path
 from zoo.common.yamlfiles import load_yaml
 from zoo.experiment import load_experiment
 from zoo.models.analysis import analyze
@@ -65,7 +66,10 @@ def load_ablation(path: str | Path) -> tuple[Ablation, Path]:
         expand(ablation)  # axes of unequal length in zip mode, a label per variant: said before any training
     except ConfigError as error:
         raise error.located(str(path)) from None
-    experiment = (path.parent / ablation.experiment).resolve()
+    try:
+        experiment = config_path(ablation.experiment, "experiment", path.parent).resolve()
+    except ConfigError as error:
+        raise error.located(str(path), key_prefix="experiment") from None
     if not experiment.exists():
         raise ConfigError(f"experiment {ablation.experiment!r} not found (looked for {experiment})", source=str(path),
                           key="experiment")

@@ -1,0 +1,178 @@
+"""The zoo as an installed package: configs found by name from anywhere, the `zoo` command, `.keras`
+files loadable by plain Keras after `import zoo`, and the built wheel working outside the checkout."""
+import json
+import os
+import pkgutil
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import keras
+import pytest
+from helpers import ROOT, assert_one_line_error, run, run_here
+
+import zoo
+from zoo.common.shipped import CONFIGS_DIR, FOLDERS, config_path, shipped_configs
+from zoo.experiment import load_experiment
+from zoo.models.builder import build_model
+from zoo.models.config import load_model_config
+from zoo.training.schedules import WarmupSchedule
+
+KINDS = list(FOLDERS)
+
+
+def test_the_checkouts_configs_folder_is_a_link_to_the_packages():
+    assert (ROOT / "configs").is_symlink() and (ROOT / "configs").resolve() == CONFIGS_DIR
+    assert CONFIGS_DIR.parent == Path(zoo.__file__).parent
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_shipped_config_resolves_by_name_from_any_directory(kind, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    paths = shipped_configs(kind)
+    names = [path.stem for path in paths]
+    assert len(names) == len(set(names)), f"two shipped {kind} configs share a name: {sorted(names)}"
+    assert len(paths) == sum(len(list((CONFIGS_DIR / folder).glob("*.yaml"))) for folder in FOLDERS[kind]) > 0
+    for path in paths:
+        assert config_path(path.stem, kind) == path
+    assert config_path("sub/x.yaml", kind, relative_to=Path("/base")) == Path("/base/sub/x.yaml")
+    assert config_path("x.yaml", kind) == Path("x.yaml")  # a file name is a path, from the current directory
+
+
+def test_an_experiment_by_name_is_the_experiment_in_its_file(tmp_path, monkeypatch):
+    from_file = load_experiment(CONFIGS_DIR / "experiments" / "mnist_lenet5.yaml", ["train.epochs=1"])
+    monkeypatch.chdir(tmp_path)
+    assert load_experiment("mnist_lenet5", ["train.epochs=1"]) == from_file
+    assert load_model_config("resnet20") == load_model_config(CONFIGS_DIR / "models" / "resnet20.yaml")
+
+
+@pytest.mark.parametrize("command, words", [
+    (["train", "mnist_lenet"], ["unknown experiment 'mnist_lenet'", "did you mean 'mnist_lenet5'", "recipe",
+                                "default"]),
+    (["inspect", "resnet19"], ["unknown model 'resnet19'", "resnet18, resnet20"]),
+])
+def test_an_unknown_name_lists_what_the_package_has(command, words):
+    assert_one_line_error(run_here("-m", "zoo", *command), *words)
+
+
+def _zoo_objects() -> set[str]:
+    return {name for name in keras.saving.get_custom_objects() if name.startswith("zoo>")}
+
+
+def test_import_zoo_registers_every_custom_keras_object_whichever_is_imported_first():
+    for module in pkgutil.walk_packages(zoo.__path__, "zoo."):  # every registration the package holds
+        if module.name != "zoo.__main__":
+            __import__(module.name)
+    every = _zoo_objects()
+    assert {"zoo>FusedBatchNormalization", "zoo>ChannelZeroPad", "zoo>LocalResponseNormalization",
+            "zoo>WarmupSchedule"} <= every
+    listed = "sorted(n for n in keras.saving.get_custom_objects() if n.startswith('zoo>'))"
+    for imports in ("import zoo, keras", "import keras, zoo", "import zoo; from keras.saving import load_model; import keras"):
+        result = run("-c", f"{imports}; print({listed})")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split("\n")[-2] == str(sorted(every)), imports
+
+
+def test_keras_loads_a_zoo_model_file_after_import_zoo_in_safe_mode(tmp_path):
+    # ResNet-20 holds the fused batch norm and option A's channel padding; its compiled optimizer the schedule
+    model = build_model(load_model_config("resnet20"))
+    model.compile(keras.optimizers.SGD(WarmupSchedule("cosine", 0.1, 100, 10)), "categorical_crossentropy")
+    model.save(tmp_path / "model.keras")
+    script = ("import zoo, keras, numpy as np; "
+              "m = keras.saving.load_model('model.keras', safe_mode=True); "
+              "print(m.count_params(), m.optimizer.get_config()['learning_rate']['class_name'], "
+              "float(np.asarray(m(np.zeros((1, 32, 32, 3)))).sum()))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    params, schedule, total = result.stdout.split()
+    assert (int(params), schedule) == (model.count_params(), "WarmupSchedule")
+    assert float(total) == pytest.approx(1.0, abs=1e-5)
+
+
+# The fresh environment borrows the test environment's installed dependencies through a .pth line that
+# names its site-packages (no download, seconds instead of minutes): such a line adds the folder without
+# running the .pth files inside it, so the checkout's editable zoo stays invisible, and only what the wheel
+# holds is importable as `zoo`. `pip check` confirms the wheel's declared dependencies are met.
+API_SCRIPT = """
+import sys
+import keras, numpy as np
+import zoo
+assert zoo.__file__.startswith(sys.prefix), zoo.__file__
+print("models", len(zoo.list_models()), "presets", len(zoo.list_presets()))
+print("resnet18", zoo.create_model("resnet18").count_params())
+for name in zoo.list_presets():
+    classifier = zoo.load(name)
+    height, width, channels = classifier.preprocessing.image_size + (classifier.preprocessing.channels,)
+    probabilities = classifier.predict(np.zeros((2, height, width, channels), np.uint8))
+    print("preset", name, probabilities.shape, round(float(probabilities.sum()), 3))
+print("weights", zoo.create_model("resnet20", weights="resnet20_cifar10", verbose=False).weights_report)
+model = keras.saving.load_model("run/model.keras")
+print("keras", model.name, len(model.layers))
+"""
+
+
+def _built_wheel(tmp_path: Path) -> Path:
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "zoo", source / "zoo", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                             "--no-index", str(source), "--wheel-dir", str(tmp_path / "dist")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    [wheel] = (tmp_path / "dist").glob("zoo-*.whl")
+    return wheel
+
+
+def _fresh_venv_with(wheel: Path, where: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
+    python = where / "bin" / "python"
+    site_packages = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+    Path(site_packages, "borrowed_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    for pip_args in (["install", "--quiet", "--no-deps", "--no-index", str(wheel)], ["check"]):
+        result = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), *pip_args],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return where / "bin"
+
+
+def test_the_wheel_works_from_another_directory(tmp_path):
+    wheel = _built_wheel(tmp_path)
+    bin_dir = _fresh_venv_with(wheel, tmp_path / "venv")
+    user = tmp_path / "elsewhere"
+    user.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def zoo_command(*args: str, program: str = "zoo") -> subprocess.CompletedProcess:
+        return subprocess.run([str(bin_dir / program), *args], cwd=user, env=env, capture_output=True, text=True,
+                              timeout=600)
+
+    models = zoo_command("models")
+    assert models.returncode == 0 and "| [resnet18](" in models.stdout and "`resnet20_cifar10`" in models.stdout
+    assert_one_line_error(zoo_command("train", "defualt"), "unknown experiment 'defualt'", "did you mean 'default'")
+    trained = zoo_command("train", "default", "--workdir", "run", "--set", f"data.data_dir={tmp_path / 'tfds'}",
+                          "--set", "model.base=resnet20", "--set", "train.epochs=1", "--set", "train.steps_per_epoch=3",
+                          "--set", "train.eval_steps=2", "--set", "train.batch_size=16")
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert (user / "run" / "saved_model").is_dir() and (user / "run" / "model.keras").is_file()
+
+    api = zoo_command("-c", API_SCRIPT, program="python")
+    assert api.returncode == 0, api.stderr
+    lines = api.stdout.splitlines()
+    assert f"models {len(zoo.list_models())} presets {len(zoo.list_presets())}" in lines
+    assert "resnet18 11699112" in lines
+    presets = [line for line in lines if line.startswith("preset ")]
+    assert len(presets) == len(zoo.list_presets()) and all(line.endswith(" 2.0") for line in presets), presets
+    assert any(line.startswith("weights ") for line in lines) and any(line.startswith("keras ") for line in lines)
+
+    evaluated = zoo_command("evaluate", "run", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    results = json.loads(evaluated.stdout)["results"]
+    assert sorted(result["format"] for result in results) == ["keras", "saved_model"]
+    first, second = results  # the same images through both artifacts: at most a near-tie may differ
+    assert first["examples"] == second["examples"] > 0
+    assert abs(first["accuracy"] - second["accuracy"]) <= 1 / first["examples"]
