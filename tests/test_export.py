@@ -23,7 +23,7 @@ from zoo.data.preprocess import Preprocessing
 from zoo.deploy.artifact import Source
 from zoo.deploy.export import export_artifact
 from zoo.deploy.formats import FORMATS, open_artifact
-from zoo.deploy.graph import SplitGroupedConv2D, in_float32, inference_model
+from zoo.deploy.graph import SplitGroupedConv2D, batch_norm_folded, in_float32, inference_model
 from zoo.deploy.verify import keras_probabilities
 from zoo.experiment import ExportConfig, load_experiment
 from zoo.models.builder import build_model, check_shapes
@@ -174,6 +174,29 @@ def test_grouped_convolution_split_by_group_computes_the_same(settings):
     assert {id(v) for v in split.weights} == {id(v) for v in model.weights}  # shared, not copied
     x = np.random.default_rng(0).normal(size=(2, 9, 9, 6)).astype("float32")
     np.testing.assert_allclose(np.asarray(split(x)), np.asarray(model(x)), atol=1e-5)
+
+
+@pytest.mark.parametrize("path", ARCHITECTURES, ids=lambda path: path.stem)
+def test_batch_norm_folds_into_the_convolution_before_it(path):
+    model = build_model(smallest(path))
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    rng = np.random.default_rng(0)
+    for norm in norms:  # the statistics of a trained model: a fold that skipped one would show
+        channels = norm.moving_mean.shape[0]
+        norm.moving_mean.assign(rng.normal(size=channels))
+        norm.moving_variance.assign(rng.uniform(0.2, 3.0, size=channels))
+        norm.gamma.assign(rng.normal(size=channels))
+        norm.beta.assign(rng.normal(size=channels))
+    folded = batch_norm_folded(model)
+    left = [layer.name for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert left == [] and (folded is model) == (norms == [])
+    new = [layer for layer in folded.layers if not isinstance(layer, keras.layers.InputLayer)
+           and layer is not model.get_layer(layer.name)]  # the rest are shared, not copied
+    assert sorted(layer.name for layer in new) == sorted(norm.input._keras_history.operation.name for norm in norms)
+    x = rng.normal(size=(2, *model.input_shape[1:])).astype("float32")
+    expected = np.asarray(model(x, training=False))
+    np.testing.assert_allclose(np.asarray(folded(x, training=False)), expected, rtol=1e-4,
+                               atol=1e-5 * np.abs(expected).max())
 
 
 class AntialiasedResize(keras.layers.Layer):
