@@ -301,13 +301,16 @@ def test_evaluate_a_run_compares_every_artifact(exported_run):
     assert list(results) == list(FORMATS)
     for r in results.values():
         assert r["examples"] == 1200 and len(r["per_class"]) == 10 and r["images_per_sec"] > 0
+        latency = r["latency"]  # one image, as a server taking requests one at a time sees it
+        assert 0 < latency["median_ms"] <= latency["p90_ms"] and latency["calls"] >= 10
         assert (Path(r["out_dir"]) / "confusion_matrix.csv").exists()
     for name in ("keras", "litert", "onnx"):  # float exports: the same answers, so the same top-1
         assert abs(results[name]["accuracy"] - results["saved_model"]["accuracy"]) <= 0.001
     assert abs(results["litert_int8"]["accuracy"] - results["saved_model"]["accuracy"]) <= 0.05
     table = run_here("evaluate.py", str(workdir), "--format", "litert_int8", "--format", "litert")
     assert table.returncode == 0, table.stderr
-    assert "litert_int8" in table.stdout and "vs first" in table.stdout
+    assert "litert_int8" in table.stdout and "vs first" in table.stdout and "batch-1 ms" in table.stdout
+    assert "batch-1 latency" in table.stdout and "(p90 " in table.stdout
 
 
 @pytest.mark.parametrize("name", ["saved_model", "model.keras", "model.tflite", "model_int8.tflite", "model.onnx"])

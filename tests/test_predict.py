@@ -51,7 +51,8 @@ def test_predict_classifies_a_folder_and_names_each_unreadable_file(images, tmp_
     assert "nested/bitmap.bmp" in result.stdout  # folders are walked recursively
     assert "unreadable: " + str(images / "cut.png") in result.stderr
     assert "unreadable: " + str(images / "notes.txt") in result.stderr
-    assert f"{len(MODES)} image(s) classified with lenet5_mnist, 2 unreadable" in result.stderr
+    assert f"{len(MODES)} image(s) classified with lenet5_mnist, 2 unreadable; " in result.stderr
+    assert "images/s from file to answer" in result.stderr and "batch-1 latency" in result.stderr
     assert "Traceback" not in result.stderr
     with open(tmp_path / "p.csv", newline="") as handle:
         rows = list(csv.reader(handle))
@@ -64,6 +65,8 @@ def test_predict_json_matches_the_python_api(images):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     top = report["predictions"][0]["top"]
+    speed = report["speed"]
+    assert speed["images_per_sec"] > 0 and 0 < speed["latency"]["median_ms"] <= speed["latency"]["p90_ms"]
     classifier = zoo.load("lenet5_mnist")
     probabilities = classifier.predict([decode_file(images / "gray.png", 1)])[0]
     assert {entry["class"]: entry["probability"] for entry in top} == pytest.approx(

@@ -1,4 +1,5 @@
-"""Evaluating exported artifacts on a dataset split: loss, top-1, top-5, per-class accuracy, confusion matrix, speed.
+"""Evaluating exported artifacts on a dataset split: loss, top-1, top-5, per-class accuracy, confusion matrix, speed
+(images/s over the split's batches, and batch-1 latency: zoo.deploy.speed).
 
 An artifact (a SavedModel, or a .keras, .tflite or .onnx file) is run in its own runtime
 (zoo.deploy.formats), so the accuracy measured is that of what ships; a run directory stands for
@@ -24,6 +25,7 @@ from zoo.data.sources import class_names as dataset_class_names
 from zoo.data.sources import dataset_builder, load_split
 from zoo.deploy.artifact import Artifact
 from zoo.deploy.formats import format_of, open_artifact, run_artifacts
+from zoo.deploy.speed import latency
 from zoo.deploy.tta import check_tta, predict_with_tta
 from zoo.experiment import DataConfig
 
@@ -107,6 +109,8 @@ def evaluate(target: str | Path, *, format: str | None = None, data: str | None 
     loss_sum, top5_hits, seen, seconds = 0.0, 0, 0, 0.0
     tta_hits = tta_top5_hits = 0
     for batch, (x, y) in enumerate(dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()):
+        if not batch:
+            first_image = x[:1]
         start = time.perf_counter()
         probabilities = artifact.predict(x)
         if batch:  # the first call includes tracing and memory planning
@@ -128,6 +132,7 @@ def evaluate(target: str | Path, *, format: str | None = None, data: str | None 
         "dataset": builder.name, "split": split, "examples": total,
         "loss": loss_sum / total, "accuracy": float(np.trace(confusion) / total), "top5": top5_hits / total,
         "per_class": per_class, "images_per_sec": round(seen / seconds, 1) if seconds else None,
+        "latency": latency(artifact.predict, first_image).as_json(),
     }
     if tta:
         result["tta"] = {"views": tta, "accuracy": tta_hits / total, "top5": tta_top5_hits / total}
@@ -182,7 +187,8 @@ def format_result(result: dict[str, Any]) -> str:
     lines = [f"{result['format']} {result['artifact']} ({result['megabytes']:,.2f} MB) on {result['dataset']} "
              f"{result['split']}: {result['examples']:,} images",
              f"  loss {result['loss']:.4f}   top-1 {result['accuracy']:.2%}   top-5 {result['top5']:.2%}   "
-             f"{result['images_per_sec'] or 0:,.0f} images/s",
+             f"{result['images_per_sec'] or 0:,.0f} images/s   batch-1 latency {result['latency']['median_ms']:.2f} ms "
+             f"(p90 {result['latency']['p90_ms']:.2f})",
              *([f"  with {result['tta']['views']} TTA: top-1 {result['tta']['accuracy']:.2%} "
                 f"({100 * (result['tta']['accuracy'] - result['accuracy']):+.2f} points)   "
                 f"top-5 {result['tta']['top5']:.2%}"] if result.get("tta") else []),
@@ -193,9 +199,11 @@ def format_result(result: dict[str, Any]) -> str:
 
 def format_comparison(results: list[dict[str, Any]]) -> str:
     """The artifacts side by side, top-1 differences in percentage points against the first."""
-    rows = [f"{'format':<12} {'MB':>9} {'top-1':>8} {'top-5':>8} {'vs first':>9} {'images/s':>10}"]
+    rows = [f"{'format':<12} {'MB':>9} {'top-1':>8} {'top-5':>8} {'vs first':>9} {'images/s':>10} "
+            f"{'batch-1 ms':>11} {'p90 ms':>7}"]
     for result in results:
         rows.append(f"{result['format']:<12} {result['megabytes']:>9,.2f} {result['accuracy']:>8.2%} "
                     f"{result['top5']:>8.2%} {100 * (result['accuracy'] - results[0]['accuracy']):>+7.2f}pp "
-                    f"{result['images_per_sec'] or 0:>10,.0f}")
+                    f"{result['images_per_sec'] or 0:>10,.0f} {result['latency']['median_ms']:>11.2f} "
+                    f"{result['latency']['p90_ms']:>7.2f}")
     return "\n".join(rows)
