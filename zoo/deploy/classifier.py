@@ -19,6 +19,7 @@ from zoo.common.errors import ZooError, describe_exception
 from zoo.data.image_check import op_error_message
 from zoo.data.preprocess import Preprocessing, to_channels
 from zoo.deploy.formats import open_artifact, run_artifacts
+from zoo.deploy.graph import compiled_predict
 
 IMAGE_FORMATS = "PNG, JPEG, GIF or BMP"
 
@@ -94,12 +95,7 @@ def _preset_classifier(name: str) -> Classifier:
     preset = get_preset(name)
     model = create_model(preset.model_config, weights=name, verbose=False)
     preprocessing = Preprocessing.from_json(preset.preprocessing)
-    model_call = tf.function(lambda x: model(preprocessing.normalize(x), training=False), reduce_retracing=True)
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        return model_call(tf.constant(images)).numpy()
-
-    return Classifier(name, "preset", preset.class_names, preprocessing, predict)
+    return Classifier(name, "preset", preset.class_names, preprocessing, compiled_predict(model, preprocessing))
 
 
 def image_files(paths: Iterable[str | Path]) -> Iterator[Path]:

@@ -3,17 +3,18 @@
 Its input is the model's own: float32 [batch, height, width, channels] at the training size,
 normalised outside as (pixels / 255 - mean) / std (the metadata records mean and std). The zoo
 metadata is an extra `zoo.json` entry in the file's zip archive, which Keras ignores on loading.
+Loaded as an artifact (evaluate.py, `zoo.load`), it runs through the same compiled serving graph as the
+SavedModel (zoo.deploy.graph.compiled_predict), not layer by layer from Python.
 """
 from __future__ import annotations
 
 import json
 import zipfile
 from pathlib import Path
-import numpy as np
-import tensorflow as tf
 
 from zoo.data.preprocess import Preprocessing
 from zoo.deploy.artifact import Artifact, Source, require_metadata
+from zoo.deploy.graph import compiled_predict
 from zoo.models.saving import METADATA, load_keras_model, read_metadata
 
 
@@ -27,10 +28,5 @@ def write(source: Source, path: Path) -> None:
 
 def load(path: Path) -> Artifact:
     metadata = require_metadata(read_metadata(path), path, "keras")
-    model = load_keras_model(path)
-    normalize = Preprocessing.from_json(metadata).normalize
-
-    def predict(images: np.ndarray) -> np.ndarray:
-        return np.asarray(model(normalize(tf.constant(images)), training=False), dtype=np.float32)
-
+    predict = compiled_predict(load_keras_model(path), Preprocessing.from_json(metadata))
     return Artifact(Path(path), "keras", metadata, predict)
