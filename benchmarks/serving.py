@@ -16,7 +16,9 @@ its input (TensorFlow's cost of one call of a SavedModel function, the floor for
 Each round measures every row in turn (interleaved): batch-1 latency (zoo.deploy.speed, up to 200
 calls or 2 s) and batch-64 images/s (up to 30 calls or 3 s). Reported: the median and range over
 rounds, and each row's ratio to the faster PyTorch layout of the same round (above 1: faster than
-PyTorch). Never run it beside tests or training: a figure taken under load is wrong.
+PyTorch). PyTorch's batch-64 rate moved by up to 15% from one process to the next on the same idle
+machine (1,490-1,870 images/s for ResNet-20), so only the ratios within one run hold. Never run it
+beside tests or training: a figure taken under load is wrong.
 """
 from __future__ import annotations
 
@@ -179,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(PRESETS), help="comma-separated: resnet20, lenet5")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", help="write the rows as JSON here")
+    parser.add_argument("--intra-op-threads", type=int,
+                        help="TensorFlow's and PyTorch's threads within an op (default: theirs, the core count)")
     args = parser.parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     for model in models:
@@ -187,6 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         raise ZooError(f"--rounds: expected a positive number, received {args.rounds}")
     import_tensorflow_quietly()
+    if args.intra_op_threads:  # what a server running one request per core would set
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+        try:
+            import torch
+        except ImportError:
+            pass
+        else:
+            torch.set_num_threads(args.intra_op_threads)
 
     started = time.perf_counter()
     skipped: list[str] = []
@@ -204,15 +218,16 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 measure(row, batches[row.model])
     machine = describe_machine()
-    print(f"\nMachine: {machine}. Median (min-max) over {args.rounds} interleaved rounds.")
+    threads = f"; {args.intra_op_threads} intra-op thread(s)" if args.intra_op_threads else ""
+    print(f"\nMachine: {machine}{threads}. Median (min-max) over {args.rounds} interleaved rounds.")
     for model in models:
         print("\n" + table(rows, model))
     for line in skipped:
         print(f"skipped: {line}")
     print(f"\n{time.perf_counter() - started:.0f} s in all")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine, "rows": [as_json(row, rows) for row in rows]},
-                                              indent=1) + "\n")
+        Path(args.json).write_text(json.dumps({"machine": machine, "intra_op_threads": args.intra_op_threads,
+                                               "rows": [as_json(row, rows) for row in rows]}, indent=1) + "\n")
     return 0
 
 
