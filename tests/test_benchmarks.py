@@ -102,3 +102,29 @@ def test_pytorch_is_held_to_the_instructions_onednn_is_capped_at(monkeypatch, ca
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx512")  # the user's own value is kept
     reference_torch.match_tensorflow_instructions()
     assert os.environ["ATEN_CPU_CAPABILITY"] == "avx512"
+
+
+def test_serving_benchmark_times_every_format_of_a_preset(tmp_path):
+    import json
+
+    from zoo.deploy.formats import FORMATS
+
+    result = run_here("benchmarks/serving.py", "--models", "lenet5", "--rounds", "1", "--json",
+                      str(tmp_path / "serving.json"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "serving.json").read_text())
+    rows = {row["row"]: row for row in report["rows"]}
+    diagnostics = ["saved_model, batch norm not folded", "saved_model that only casts its input (the call's floor)"]
+    torch_rows = ["pytorch eager NCHW", "pytorch eager channels_last"] if "pytorch eager NCHW" in rows else []
+    assert list(rows) == [*FORMATS, *diagnostics, *torch_rows]
+    for name, row in rows.items():
+        assert row["latency_ms"][0] > 0 and row["p90_ms"][0] >= row["latency_ms"][0] and row["images_per_sec"][0] > 0
+        assert (row["batch1_vs_pytorch"] is None) == (not torch_rows)
+        assert f"| {name} | " in result.stdout
+    if not torch_rows:
+        assert "PyTorch rows (torch is not installed" in result.stdout
+
+
+def test_serving_benchmark_refuses_an_unknown_model_in_one_line():
+    assert_one_line_error(run("benchmarks/serving.py", "--models", "resnet21"), "unknown benchmark model 'resnet21'",
+                          "did you mean 'resnet20'")
