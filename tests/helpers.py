@@ -30,6 +30,27 @@ needs_bfloat16_kernels = pytest.mark.skipif(
     "kernels on this AVX-512 CPU, and TensorFlow sends it bfloat16 all the same")
 
 
+def torchvision_models():
+    """torchvision.models, or a skip saying why. PyPI's torchvision is built for PyPI's CUDA torch: beside
+    the CPU torch its compiled ops do not load, and torchvision/__init__.py fails registering them. Its
+    model definitions are plain Python, so they are imported without that __init__ (a parity test needs
+    the models, not the ops)."""
+    import importlib
+    import importlib.util
+
+    pytest.importorskip("torch", reason="torch is not installed (the bench extra): pip install -e '.[bench]'")
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None:
+        pytest.skip("torchvision is not installed (the bench extra): pip install -e '.[bench]'")
+    try:
+        return importlib.import_module("torchvision.models")
+    except (ImportError, RuntimeError, OSError):
+        sys.modules["torchvision"] = importlib.util.module_from_spec(spec)  # the package, its __init__ not run
+        for name in [name for name in sys.modules if name.startswith("torchvision.")]:
+            del sys.modules[name]  # what the failed import left half-made
+        return importlib.import_module("torchvision.models")
+
+
 FLAT_INPUT = {"dense", "classifier"}
 FLAT_OUTPUT = {"flatten", "global_avg_pool", "global_max_pool"}
 

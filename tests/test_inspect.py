@@ -28,6 +28,12 @@ def test_readme_models_table_is_up_to_date():
     assert models_table() in readme, "run `make readme` to regenerate the table from the configs"
 
 
+def test_readme_imagenet_weights_table_is_up_to_date():
+    from zoo.models.analysis import imagenet_weights_table
+
+    assert imagenet_weights_table() in (ROOT / "README.md").read_text(), "run `make readme` to regenerate the table"
+
+
 def test_readme_presets_table_is_up_to_date():
     from zoo.models.presets import presets_table
 

@@ -118,17 +118,19 @@ def inspect_command(args: argparse.Namespace) -> int:
 
 
 def _models_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--update-readme", metavar="README", help="replace the table between the markers in README")
+    parser.add_argument("--update-readme", metavar="README",
+                        help="replace the models table and the ImageNet weights table between their markers in README")
 
 
 @command("models", "the Markdown table of shipped models with parameters and MACs", _models_arguments)
 def models_command(args: argparse.Namespace) -> int:
     from zoo.common.files import replace_between_markers
-    from zoo.models.analysis import models_table
+    from zoo.models.analysis import imagenet_weights_table, models_table
 
     table = models_table()
     if args.update_readme:
         replace_between_markers(args.update_readme, "models", table)
+        replace_between_markers(args.update_readme, "imagenet", imagenet_weights_table())
     else:
         print(table)
     return 0

@@ -122,3 +122,29 @@ def models_table() -> str:
                      f"{human(analysis.macs)} | {', '.join(trained.get(config.name, [])) or '-'} | "
                      f"{config.description} |")
     return "\n".join(lines)
+
+
+# keras.io's published ImageNet accuracies (%, top-1 and top-5, 224x224 centre crop) of the twins `imagenet` loads
+KERAS_APPLICATIONS_ACCURACY = {"VGG16": (71.3, 90.1), "VGG19": (71.3, 90.0), "ResNet50": (74.9, 92.1),
+                               "ResNet101": (76.4, 92.8), "ResNet152": (76.6, 93.1)}
+
+
+def imagenet_weights_table() -> str:
+    """A Markdown table of which shipped config takes which ImageNet weights, with the source's published top-1."""
+    from zoo.models.config import load_model_config, shipped_model_configs
+
+    lines = ["| model | `weights=` | weights of | published top-1 | top-5 | preprocessing |",
+             "|---|---|---|---:|---:|---|"]
+    for path in shipped_model_configs():
+        config = load_model_config(path)
+        if config.torchvision:
+            twin = config.torchvision
+            lines.append(f"| {config.name} | `torchvision` | torchvision `{twin.model}` (IMAGENET1K_V1) | "
+                         f"{twin.top1:.2f}% | {twin.top5:.2f}% | short side 256, centre crop 224, "
+                         f"torchvision's mean and std |")
+        if config.keras_application:
+            top1, top5 = KERAS_APPLICATIONS_ACCURACY[config.keras_application]
+            lines.append(f"| {config.name} | `imagenet` | keras.applications `{config.keras_application}` | "
+                         f"{top1:.1f}% | {top5:.1f}% | 224x224, Caffe's BGR mean subtraction |")
+    return "\n".join(lines)
+

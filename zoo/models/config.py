@@ -3,7 +3,8 @@
 A model config is a mapping with `name`, `input_shape`, `num_classes` and `layers` (a list of
 blocks, each `{type: ..., name: ..., repeat: ..., **block parameters}`), and optionally
 `defaults` (parameters applied to every block that takes them), `keras_application` (the
-keras.applications twin, for weight transfer) and `pretrained: imagenet`.
+keras.applications twin, for weight transfer), `pretrained: imagenet` and `torchvision` (the
+torchvision twin whose ImageNet weights fit, zoo.models.torchvision_weights).
 
 `base: other.yaml` (a path relative to the file, or a shipped model's name) starts from another
 config; the keys beside it override. `layers` given as a mapping patches layers by name
@@ -106,6 +107,16 @@ class LayerSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class TorchvisionTwin:
+    """The torchvision model whose ImageNet weights fit this config layer for layer (zoo.models.torchvision_weights)."""
+
+    model: str   # torchvision's name for it: resnet18, vgg16, ...
+    url: str     # its IMAGENET1K_V1 file, whose name ends in the first hex digits of the file's sha256
+    top1: float  # torchvision's published ImageNet-1K accuracies (%), resize 256, centre crop 224
+    top5: float
+
+
+@dataclasses.dataclass(frozen=True)
 class _ModelFile:
     name: str
     input_shape: tuple[PositiveInt, PositiveInt, PositiveInt]
@@ -116,6 +127,7 @@ class _ModelFile:
     pretrained: Literal["imagenet"] | None = None
     weights: str | None = None  # trained weights to start from (zoo.models.create.open_weights); imagenet: pretrained
     description: str = ""
+    torchvision: TorchvisionTwin | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +141,8 @@ class ModelConfig:
     description: str
     source: str
     raw: dict[str, Any]  # the merged mapping, saved beside runs as the resolved config
-    weights: str | None = None  # a preset, run directory, .keras or .weights.h5 file, URL#sha256=..., or imagenet
+    weights: str | None = None  # a preset, run directory, .keras, .weights.h5 or .pth file, URL#sha256=..., imagenet
+    torchvision: TorchvisionTwin | None = None  # or torchvision: the twin whose weights fit
 
     def with_overrides(self, input_shape: tuple[int, ...] | None = None,
                        num_classes: int | None = None) -> "ModelConfig":
@@ -196,7 +209,7 @@ def validate_model(raw: Mapping[str, Any], source: str) -> ModelConfig:
     except ConfigError as error:
         raise error.located(source) from None
     return ModelConfig(top.name, tuple(top.input_shape), top.num_classes, layers, top.keras_application,
-                       top.pretrained, top.description, source, dict(raw), top.weights)
+                       top.pretrained, top.description, source, dict(raw), top.weights, top.torchvision)
 
 
 def load_model_config(config: "str | Path | Mapping[str, Any] | ModelConfig",

@@ -22,6 +22,9 @@ from zoo.models.builder import build_blocks, build_model
 from zoo.models.config import ModelConfig, load_model_config, shipped_model_configs
 from zoo.models.presets import (WEIGHTS_SUFFIX, Preset, PresetError, file_sha256, get_preset, list_presets,
                                 names_a_preset)
+from zoo.models.torchvision_weights import PREPROCESSING as TORCHVISION_PREPROCESSING
+from zoo.models.torchvision_weights import check_hash_prefix, classes_in, load_state_dict, read_state_dict, require_twin
+from zoo.models.torchvision_weights import fetch as fetch_torchvision
 
 if TYPE_CHECKING:
     import keras
@@ -76,8 +79,9 @@ def create_model(name: "str | Path | ModelConfig", *, weights: str | Path | None
     """A Keras model of the config `name` (a shipped model's name, a config path, a mapping or a ModelConfig).
 
     weights: a preset name (`zoo.list_presets()`), a run directory, a `.keras` or `.weights.h5` file, an
-      http(s) or file URL to one with `#sha256=HEX`, or `imagenet` for configs with a keras.applications
-      twin. The input shape and class count default to the weights'.
+      http(s) or file URL to one with `#sha256=HEX`, `imagenet` for configs with a keras.applications
+      twin, or `torchvision` (or a torchvision `.pth` file) for configs with a torchvision twin. The input
+      shape and class count default to the weights'.
     num_classes: another class count: the classifier starts fresh, every other layer is loaded.
     include_top: False ends the model at the last block before the head (global pooling, flatten,
       dense, dropout, classifier), as keras.applications does; `pooling` "avg" or "max" then adds
@@ -133,7 +137,8 @@ def create_model(name: "str | Path | ModelConfig", *, weights: str | Path | None
     return model
 
 
-SOURCES = "a preset, a run directory, a .keras or .weights.h5 file, or a URL#sha256=HEX of one"
+SOURCES = ("a preset, a run directory, a .keras, .weights.h5 or torchvision .pth file, a URL#sha256=HEX of one, "
+           "or torchvision")
 
 
 def _for_channels(preprocessing: dict[str, Any] | None, channels: int) -> dict[str, Any] | None:
@@ -149,9 +154,12 @@ def _for_channels(preprocessing: dict[str, Any] | None, channels: int) -> dict[s
 
 def open_weights(weights: str | Path, config: ModelConfig | None = None) -> _Weights:
     """The model holding `weights`, loaded safely: a preset name, a run directory, a .keras file, a
-    .weights.h5 file (of `config`'s architecture), or an http(s)/file URL to one of those files with
-    `#sha256=HEX`, fetched once by Keras's `get_file`, checked and cached."""
+    .weights.h5 file (of `config`'s architecture), an http(s)/file URL to one of those files with
+    `#sha256=HEX`, fetched once by Keras's `get_file`, checked and cached, or `torchvision` (the config's
+    torchvision twin's ImageNet weights, fetched the same way) or a torchvision `.pth` file."""
     text = str(weights)
+    if text == "torchvision":
+        return _open_torchvision(fetch_torchvision(_required(config, text)), config)
     if "://" in text:
         return open_weights(_fetch(text), config)
     path = Path(text)
@@ -161,7 +169,9 @@ def open_weights(weights: str | Path, config: ModelConfig | None = None) -> _Wei
         if not (path / "model.keras").is_file():
             raise WeightsError(f"weights: expected {SOURCES}; received {path}, a directory without model.keras")
         path = path / "model.keras"
-    if not path.is_file() or not (path.suffix == ".keras" or path.name.endswith(WEIGHTS_SUFFIX)):
+    if path.is_file() and path.suffix == ".pth":
+        return _open_torchvision(path, _required(config, text))
+    if not path.is_file() or not (path.suffix in (".keras", ".pth") or path.name.endswith(WEIGHTS_SUFFIX)):
         what = "no such file" if not path.exists() else f"a {path.suffix or 'suffix-less'} file"
         raise WeightsError(f"weights: expected {SOURCES} (presets: {', '.join(list_presets()) or 'none'}); "
                            f"received {text!r} ({what})")
@@ -176,6 +186,24 @@ def open_weights(weights: str | Path, config: ModelConfig | None = None) -> _Wei
         raise WeightsError(f"weights: cannot read {path} ({why_unreadable(path, error)})") from None
     preprocessing = {k: metadata[k] for k in ("image_size", "channels", "mean", "std")} if metadata else None
     return _Weights(model, None, str(path), file_sha256(path), preprocessing, metadata.get("class_names"))
+
+
+def _required(config: ModelConfig | None, weights: str) -> ModelConfig:
+    if config is None:
+        raise WeightsError(f"weights: {weights} holds weights only; name the model they belong to")
+    return config
+
+
+def _open_torchvision(path: Path, config: ModelConfig) -> _Weights:
+    """A torchvision state_dict (`.pth`) read into `config`'s architecture (zoo.models.torchvision_weights)."""
+    twin = require_twin(config)
+    check_hash_prefix(path)
+    state = read_state_dict(path)
+    saved = config.with_overrides(num_classes=classes_in(state))
+    model = build_model(saved)
+    load_state_dict(model, saved, state)
+    preprocessing = {**TORCHVISION_PREPROCESSING, "image_size": list(config.input_shape[:2])}
+    return _Weights(model, saved, f"torchvision {twin.model} ({path.name})", file_sha256(path), preprocessing, None)
 
 
 def _fetch(url: str) -> Path:

@@ -1,0 +1,127 @@
+"""torchvision's ImageNet weights in the zoo's configs: every config with a torchvision twin computes what
+torchvision's model computes from the same state_dict, and every way to get it wrong is one line."""
+import hashlib
+
+import keras
+import numpy as np
+import pytest
+from helpers import torchvision_models
+
+from zoo.models.config import load_model_config
+from zoo.models.create import WeightsError, create_model
+from zoo.models.torchvision_weights import TorchvisionWeightsError, twin_configs
+
+TWINS = twin_configs()
+
+
+def test_the_twins_are_declared():
+    assert TWINS == ["resnet18", "resnet34", "vgg11", "vgg13", "vgg16", "vgg19"]
+
+
+def torchvision_state(name: str, tmp_path, file_name: str | None = None):
+    """torchvision's model of `name`'s twin with random weights and batch-norm statistics, and its state_dict
+    saved as a .pth file."""
+    import torch
+
+    models = torchvision_models()
+    torch.manual_seed(0)
+    network = getattr(models, load_model_config(name).torchvision.model)(weights=None).eval()
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for module in network.modules():  # a fresh batch norm is the identity: a swapped tensor would not show
+            if isinstance(module, torch.nn.BatchNorm2d):
+                size = module.num_features
+                module.running_mean.copy_(0.5 * torch.randn(size, generator=generator))
+                module.running_var.copy_(0.5 + torch.rand(size, generator=generator))
+                module.weight.copy_(1 + 0.5 * torch.randn(size, generator=generator))
+                module.bias.copy_(0.5 * torch.randn(size, generator=generator))
+    path = tmp_path / (file_name or f"{name}.pth")
+    torch.save(network.state_dict(), path)
+    return network, path
+
+
+def logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    head = model.layers[-1]  # the classifier: its logits, before the softmax that saturates on random weights
+    features = np.asarray(keras.Model(model.input, head.input)(x, training=False))
+    return features @ np.asarray(head.kernel) + np.asarray(head.bias)
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_a_converted_state_dict_computes_what_torchvision_computes(name, tmp_path):
+    import torch
+
+    network, path = torchvision_state(name, tmp_path)
+    model = create_model(name, weights=path, verbose=False)
+    assert model.weights_report.fresh == {} and len(model.weights_report.loaded) == len(
+        [layer for layer in model.layers if layer.weights])
+    assert model.preprocessing["mean"] == [0.485, 0.456, 0.406] and model.preprocessing["resize"] == 256
+    x = np.random.default_rng(0).normal(size=(2, 224, 224, 3)).astype("float32")
+    with torch.no_grad():
+        expected = network(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+    received = logits(model, x)
+    assert np.abs(expected).max() > 0.1
+    assert np.abs(received - expected).max() <= 1e-4 * np.abs(expected).max()
+    np.testing.assert_allclose(np.asarray(model(x, training=False)), torch.softmax(torch.from_numpy(expected), -1),
+                               atol=1e-5)
+
+
+def test_a_fresh_head_keeps_the_converted_backbone(tmp_path):
+    _, path = torchvision_state("resnet18", tmp_path)
+    model = create_model("resnet18", weights=path, num_classes=5, verbose=False)
+    assert model.output_shape == (None, 5) and list(model.weights_report.fresh) == ["predictions"]
+
+
+def test_weights_torchvision_offline_names_the_url_and_where_to_put_the_file(monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(TorchvisionWeightsError) as raised:
+        create_model("resnet18", weights="torchvision", verbose=False)
+    message = str(raised.value)
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message and "\n" not in message
+    assert "weights='PATH/resnet18-f37072fd.pth'" in message and "~/.keras/zoo_weights/" in message
+
+
+def test_a_file_that_does_not_match_the_hash_in_its_name_is_refused(tmp_path):
+    _, path = torchvision_state("resnet18", tmp_path, "resnet18-00000000.pth")
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual.startswith("00000000"):
+        pytest.skip("the random file's sha256 happens to start with the name's prefix")
+    with pytest.raises(TorchvisionWeightsError, match="does not match the sha256 prefix 00000000"):
+        create_model("resnet18", weights=path, verbose=False)
+
+
+@pytest.mark.parametrize("name, weights_of, message", [
+    ("resnet20", "resnet18", "resnet20 has no torchvision twin; the configs that have one: resnet18, resnet34"),
+    ("resnet18", "resnet34", "torchvision's layer1.2.conv1 has no block in this config"),
+    ("vgg11", "vgg13", "torchvision's model has 10 Conv2D layers, vgg11 has 8"),
+])
+def test_weights_of_another_architecture_are_one_line(name, weights_of, message, tmp_path):
+    _, path = torchvision_state(weights_of, tmp_path)
+    with pytest.raises(TorchvisionWeightsError, match=message):
+        create_model(name, weights=path, verbose=False)
+
+
+def test_reading_a_pth_file_without_torch_names_the_extra(tmp_path, monkeypatch):
+    path = tmp_path / "resnet18.pth"
+    path.write_bytes(b"not read")
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)
+    with pytest.raises(TorchvisionWeightsError, match=r"needs PyTorch, which is not installed: pip install 'zoo\[torch\]'"):
+        create_model("resnet18", weights=path, verbose=False)
+
+
+def test_a_damaged_pth_file_is_one_line(tmp_path):
+    pytest.importorskip("torch")
+    path = tmp_path / "resnet18.pth"
+    path.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(TorchvisionWeightsError, match="cannot read .* as a PyTorch state_dict"):
+        create_model("resnet18", weights=path, verbose=False)
+
+
+def test_a_pth_file_for_a_model_of_no_name_is_refused(tmp_path):
+    from zoo.models.create import open_weights
+
+    with pytest.raises(WeightsError, match="holds weights only; name the model"):
+        (tmp_path / "x.pth").write_bytes(b"")
+        open_weights(tmp_path / "x.pth")

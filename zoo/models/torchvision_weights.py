@@ -1,0 +1,254 @@
+"""torchvision's ImageNet weights in the zoo's Keras models: fetched or read, mapped to layers by name,
+every shape checked.
+
+A model config whose layout matches a torchvision model names that twin (`torchvision: {model, url,
+top1, top5}`). `create_model(NAME, weights="torchvision")` fetches the twin's file once through
+Keras's `get_file` into its cache and checks the sha256 prefix torchvision puts in the file's name,
+as torch.hub does; `weights="PATH.pth"` reads a file placed by hand. Reading a `.pth` needs torch
+(the `torch` extra), through `torch.load(weights_only=True)`: tensors only, no pickled code runs.
+
+torchvision's module names map to the zoo's layers by the model's structure:
+- ResNet: `conv1`/`bn1` are the stem block's `_conv`/`_bn`; `layerG.B.convK`/`bnK` are block B of the
+  G-th residual group's `_K_conv`/`_K_bn`, `downsample.0`/`.1` its shortcut's `_0_conv`/`_0_bn`; `fc`
+  is the classifier.
+- VGG (`features.I`, `classifier.J`): the convolutions, batch norms and linear layers, each kind in
+  its order, are the zoo's Conv2D, BatchNormalization and Dense layers in theirs.
+Kernels go from OIHW to HWIO, linear weights are transposed, and the first linear layer after a
+flatten has its inputs reordered from torchvision's channels-first (C, H, W) to Keras's (H, W, C).
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from zoo.common.errors import ZooError, describe_exception
+from zoo.models.config import ModelConfig
+
+if TYPE_CHECKING:
+    import keras
+
+# torchvision's ImageNet evaluation: resize the short side to 256, centre-crop 224, these statistics
+PREPROCESSING = {"image_size": [224, 224], "channels": 3, "mean": [0.485, 0.456, 0.406],
+                 "std": [0.229, 0.224, 0.225], "resize": 256}
+HASH_PREFIX = re.compile(r"-([0-9a-f]{8,})\.pth$")
+# torch's BatchNorm2d tensors, as Keras's BatchNormalization names its variables
+BATCH_NORM = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+
+
+class TorchvisionWeightsError(ZooError):
+    """A torchvision weights file that cannot be fetched, read or fitted."""
+
+
+def twin_configs() -> list[str]:
+    """The shipped model configs with a torchvision twin."""
+    from zoo.models.config import load_model_config, shipped_model_configs
+
+    return [path.stem for path in shipped_model_configs() if load_model_config(path).torchvision]
+
+
+def fetch(config: ModelConfig) -> Path:
+    """The twin's weights file, downloaded once into Keras's cache and checked against its name's sha256 prefix."""
+    import keras
+
+    twin = require_twin(config)
+    name = twin.url.rsplit("/", 1)[-1]
+    try:
+        path = Path(keras.utils.get_file(name, twin.url, cache_subdir="zoo_weights"))
+    except Exception as error:  # URLError, HTTPError, OSError: offline, or the file moved
+        raise TorchvisionWeightsError(
+            f"weights=torchvision: cannot fetch {twin.url} ({describe_exception(error)}); offline, download it "
+            f"elsewhere and pass weights='PATH/{name}', or place it in ~/.keras/zoo_weights/") from None
+    check_hash_prefix(path)
+    return path
+
+
+def check_hash_prefix(path: Path) -> None:
+    """torchvision names a file NAME-HASH.pth with the first hex digits of its sha256: a file that does not
+    match its name (truncated, damaged, another file) is refused."""
+    match = HASH_PREFIX.search(path.name)
+    if not match:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    if not digest.hexdigest().startswith(match.group(1)):
+        raise TorchvisionWeightsError(f"weights: {path} does not match the sha256 prefix {match.group(1)} in its "
+                                      f"name (its sha256 is {digest.hexdigest()[:16]}...): a damaged or partial file")
+
+
+def require_twin(config: ModelConfig):
+    if config.torchvision is None:
+        raise TorchvisionWeightsError(f"weights: {config.name} has no torchvision twin; the configs that have one: "
+                                      f"{', '.join(twin_configs())}")
+    return config.torchvision
+
+
+def read_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a `.pth` file, as NumPy arrays, read with weights_only=True."""
+    try:
+        import torch
+    except ImportError:
+        raise TorchvisionWeightsError(f"weights: reading {path} needs PyTorch, which is not installed: "
+                                      "pip install 'zoo[torch]' (or torch alone)") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file, or one holding more than tensors
+        raise TorchvisionWeightsError(f"weights: cannot read {path} as a PyTorch state_dict "
+                                      f"({describe_exception(error)})") from None
+    if not isinstance(state, dict):
+        raise TorchvisionWeightsError(f"weights: expected a state_dict in {path}, received a {type(state).__name__}")
+    return {name: tensor.detach().float().numpy() if tensor.is_floating_point() else tensor.numpy()
+            for name, tensor in state.items()}
+
+
+Modules = dict[str, dict[str, np.ndarray]]  # torch module -> its tensors by short name, in the file's order
+
+
+def _modules(state: dict[str, np.ndarray]) -> Modules:
+    modules: Modules = {}
+    for name, value in state.items():
+        module, _, tensor = name.rpartition(".")
+        if tensor != "num_batches_tracked":  # BatchNorm's step counter: no Keras twin, unused in inference
+            modules.setdefault(module, {})[tensor] = value
+    return modules
+
+
+def _resnet_names(config: ModelConfig, model: "keras.Model", modules: Modules) -> dict[str, str]:
+    stem = config.layers[0].name
+    groups = [[name for name, _ in spec.expand()] for spec in config.layers if spec.type.startswith("residual")]
+    head = next(name for spec in config.layers if spec.type == "classifier" for name, _ in spec.expand())
+    names = {}
+    for module in modules:
+        if module in ("conv1", "bn1"):
+            names[module] = f"{stem}_{'conv' if module == 'conv1' else 'bn'}"
+        elif module == "fc":
+            names[module] = head
+        elif match := re.fullmatch(r"layer(\d+)\.(\d+)\.(conv|bn)(\d+)", module):
+            group, block, kind, index = match.groups()
+            names[module] = f"{_block(groups, group, block, module)}_{index}_{kind}"
+        elif match := re.fullmatch(r"layer(\d+)\.(\d+)\.downsample\.([01])", module):
+            group, block, index = match.groups()
+            names[module] = f"{_block(groups, group, block, module)}_0_{'conv' if index == '0' else 'bn'}"
+    return names
+
+
+def _block(groups: list[list[str]], group: str, block: str, module: str) -> str:
+    try:
+        return groups[int(group) - 1][int(block)]
+    except IndexError:
+        raise TorchvisionWeightsError(f"weights: torchvision's {module} has no block in this config "
+                                      f"({len(groups)} residual groups)") from None
+
+
+def _kind(tensors: dict[str, np.ndarray]) -> str:
+    if "running_mean" in tensors:
+        return "BatchNormalization"
+    return "Conv2D" if tensors["weight"].ndim == 4 else "Dense"
+
+
+def _sequential_names(config: ModelConfig, model: "keras.Model", modules: Modules) -> dict[str, str]:
+    import keras
+
+    names = {}
+    for kind in ("Conv2D", "BatchNormalization", "Dense"):
+        theirs = [module for module, tensors in modules.items() if _kind(tensors) == kind]
+        ours = [layer.name for layer in model.layers if isinstance(layer, getattr(keras.layers, kind))]
+        if len(theirs) != len(ours):
+            raise TorchvisionWeightsError(f"weights: torchvision's model has {len(theirs)} {kind} layers, "
+                                          f"{config.name} has {len(ours)}")
+        names.update(zip(theirs, ours))
+    return names
+
+
+FAMILIES: dict[str, Callable[[ModelConfig, "keras.Model", Modules], dict[str, str]]] = {
+    "resnet": _resnet_names, "vgg": _sequential_names}
+
+
+def keras_names(config: ModelConfig, model: "keras.Model", modules: Modules) -> dict[str, str]:
+    """torch module -> Keras layer name, for every module of the state_dict."""
+    twin = require_twin(config)
+    family = next((f for f in FAMILIES if twin.model.startswith(f)), None)
+    if family is None:
+        raise TorchvisionWeightsError(f"weights: no mapping for torchvision's {twin.model} (known: "
+                                      f"{', '.join(FAMILIES)})")
+    names = FAMILIES[family](config, model, modules)
+    unmapped = [module for module in modules if module not in names]
+    if unmapped:
+        raise TorchvisionWeightsError(f"weights: torchvision's {', '.join(unmapped[:3])} has no layer in {config.name}")
+    return names
+
+
+def _flattened_from(layer: "keras.layers.Layer") -> tuple[int, int, int] | None:
+    """(H, W, C) of the map a Dense layer's input was flattened from, through any dropout; None otherwise."""
+    import keras
+
+    producer = layer.input._keras_history.operation
+    while isinstance(producer, keras.layers.Dropout):
+        producer = producer.input._keras_history.operation
+    if isinstance(producer, keras.layers.Flatten) and len(producer.input.shape) == 4:
+        return tuple(producer.input.shape[1:])
+    return None
+
+
+def _converted(layer: "keras.layers.Layer", tensors: dict[str, np.ndarray], module: str) -> list[tuple]:
+    """(Keras variable, value) for each of `layer`'s variables, from torch `module`'s tensors."""
+    import keras
+
+    if isinstance(layer, keras.layers.BatchNormalization):
+        if abs(layer.epsilon - 1e-5) > 1e-12:
+            raise TorchvisionWeightsError(f"weights: {layer.name} has epsilon {layer.epsilon}; torchvision's batch "
+                                          "norm uses 1e-5 (set norm_epsilon: 1.0e-5 in the config)")
+        by_keras_name = {keras_name: torch_name for torch_name, keras_name in BATCH_NORM.items()}
+        return [(variable, tensors[by_keras_name[variable.path.rsplit("/", 1)[-1]]]) for variable in layer.weights]
+    weight = tensors["weight"]
+    if isinstance(layer, keras.layers.Conv2D):
+        kernel = weight.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+    elif isinstance(layer, keras.layers.Dense):
+        kernel = weight.T
+        flattened = _flattened_from(layer)
+        if flattened and weight.shape[1] == np.prod(flattened):  # torch flattened (C, H, W); Keras (H, W, C)
+            height, width, channels = flattened
+            kernel = weight.reshape(-1, channels, height, width).transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])
+    else:
+        raise TorchvisionWeightsError(f"weights: torchvision's {module} maps to {layer.name}, a "
+                                      f"{type(layer).__name__}, which takes no converted weights")
+    if ("bias" in tensors) != bool(getattr(layer, "use_bias", False)):
+        raise TorchvisionWeightsError(f"weights: torchvision's {module} {'has' if 'bias' in tensors else 'has no'} "
+                                      f"bias, {layer.name} {'has none' if 'bias' in tensors else 'has one'}")
+    return [(layer.kernel, kernel), *([(layer.bias, tensors["bias"])] if "bias" in tensors else [])]
+
+
+def load_state_dict(model: "keras.Model", config: ModelConfig, state: dict[str, np.ndarray]) -> int:
+    """Copies a torchvision state_dict into `model` (built from `config`), every shape checked before anything
+    is copied; returns the number of Keras layers loaded."""
+    modules = _modules(state)
+    names = keras_names(config, model, modules)
+    assignments = []
+    for module, layer_name in names.items():
+        try:
+            layer = model.get_layer(layer_name)
+        except ValueError:
+            raise TorchvisionWeightsError(f"weights: torchvision's {module} maps to {layer_name}, which "
+                                          f"{config.name} does not have") from None
+        for variable, value in _converted(layer, modules[module], module):
+            if tuple(variable.shape) != value.shape:
+                raise TorchvisionWeightsError(f"weights: torchvision's {module} gives {layer.name} a tensor of shape "
+                                              f"{value.shape}, it has {tuple(variable.shape)}")
+            assignments.append((variable, value))
+    for variable, value in assignments:
+        variable.assign(value)
+    return len(names)
+
+
+def classes_in(state: dict[str, np.ndarray]) -> int:
+    """The class count of a state_dict: the rows of its last linear layer."""
+    linear = [tensors["weight"] for tensors in _modules(state).values()
+              if "weight" in tensors and tensors["weight"].ndim == 2]
+    if not linear:
+        raise TorchvisionWeightsError("weights: the state_dict has no linear layer (a classifier's weights)")
+    return int(linear[-1].shape[0])
