@@ -19,6 +19,7 @@ from zoo.models.keras_ops import KerasOps
 REFERENCE_COUNTS = {
     "lenet5": (61_706, None),
     "alexnet": (60_965_224, None),
+    "alexnet_torchvision": (61_100_840, None),  # torchvision.models.alexnet(): sum of its parameters
     "vgg11": (132_863_336, None),
     "vgg13": (133_047_848, None),
     "vgg16": (138_357_544, None),

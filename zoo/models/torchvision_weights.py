@@ -11,8 +11,8 @@ torchvision's module names map to the zoo's layers by the model's structure:
 - ResNet: `conv1`/`bn1` are the stem block's `_conv`/`_bn`; `layerG.B.convK`/`bnK` are block B of the
   G-th residual group's `_K_conv`/`_K_bn`, `downsample.0`/`.1` its shortcut's `_0_conv`/`_0_bn`; `fc`
   is the classifier.
-- VGG (`features.I`, `classifier.J`): the convolutions, batch norms and linear layers, each kind in
-  its order, are the zoo's Conv2D, BatchNormalization and Dense layers in theirs.
+- VGG and AlexNet (`features.I`, `classifier.J`): the convolutions, batch norms and linear layers,
+  each kind in its order, are the zoo's Conv2D, BatchNormalization and Dense layers in theirs.
 Kernels go from OIHW to HWIO, linear weights are transposed, and the first linear layer after a
 flatten has its inputs reordered from torchvision's channels-first (C, H, W) to Keras's (H, W, C).
 """
@@ -166,7 +166,7 @@ def _sequential_names(config: ModelConfig, model: "keras.Model", modules: Module
 
 
 FAMILIES: dict[str, Callable[[ModelConfig, "keras.Model", Modules], dict[str, str]]] = {
-    "resnet": _resnet_names, "vgg": _sequential_names}
+    "resnet": _resnet_names, "vgg": _sequential_names, "alexnet": _sequential_names}
 
 
 def keras_names(config: ModelConfig, model: "keras.Model", modules: Modules) -> dict[str, str]:
