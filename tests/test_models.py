@@ -25,6 +25,7 @@ REFERENCE_COUNTS = {
     "vgg16": (138_357_544, None),
     "vgg19": (143_667_240, None),
     "googlenet": (6_998_552, None),
+    "googlenet_torchvision": (None, 6_624_904),  # torchvision.models.googlenet(aux_logits=False)'s parameters
     "resnet18": (None, 11_689_512),
     "resnet34": (None, 21_797_672),
     "resnet50": (25_636_712, None),

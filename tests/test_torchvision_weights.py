@@ -15,7 +15,8 @@ TWINS = twin_configs()
 
 
 def test_the_twins_are_declared():
-    assert TWINS == ["alexnet_torchvision", "resnet18", "resnet34", "vgg11", "vgg13", "vgg16", "vgg19"]
+    assert TWINS == ["alexnet_torchvision", "googlenet_torchvision", "resnet18", "resnet34", "vgg11", "vgg13", "vgg16",
+                     "vgg19"]
 
 
 def torchvision_state(name: str, tmp_path, file_name: str | None = None):
@@ -54,7 +55,8 @@ def test_a_converted_state_dict_computes_what_torchvision_computes(name, tmp_pat
     model = create_model(name, weights=path, verbose=False)
     assert model.weights_report.fresh == {} and len(model.weights_report.loaded) == len(
         [layer for layer in model.layers if layer.weights])
-    assert model.preprocessing["mean"] == [0.485, 0.456, 0.406] and model.preprocessing["resize"] == 256
+    twin = load_model_config(name).torchvision
+    assert model.preprocessing["mean"] == list(twin.mean) and model.preprocessing["resize"] == 256
     x = np.random.default_rng(0).normal(size=(2, 224, 224, 3)).astype("float32")
     with torch.no_grad():
         expected = network(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
@@ -94,7 +96,7 @@ def test_a_file_that_does_not_match_the_hash_in_its_name_is_refused(tmp_path):
 
 @pytest.mark.parametrize("name, weights_of, message", [
     ("resnet20", "resnet18", "resnet20 has no torchvision twin; the configs that have one: alexnet_torchvision, "
-                             "resnet18, resnet34"),
+                             "googlenet_torchvision, resnet18"),
     ("resnet18", "resnet34", "torchvision's layer1.2.conv1 has no block in this config"),
     ("vgg11", "vgg13", "torchvision's model has 10 Conv2D layers, vgg11 has 8"),
 ])

@@ -114,6 +114,9 @@ class TorchvisionTwin:
     url: str     # its IMAGENET1K_V1 file, whose name ends in the first hex digits of the file's sha256
     top1: float  # torchvision's published ImageNet-1K accuracies (%), resize 256, centre crop 224
     top5: float
+    norm_epsilon: float = 1e-5  # its batch norm's epsilon, which the state_dict does not hold
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # the normalisation its weights expect
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 
 @dataclasses.dataclass(frozen=True)

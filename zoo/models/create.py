@@ -22,7 +22,7 @@ from zoo.models.builder import build_blocks, build_model
 from zoo.models.config import ModelConfig, load_model_config, shipped_model_configs
 from zoo.models.presets import (WEIGHTS_SUFFIX, Preset, PresetError, file_sha256, get_preset, list_presets,
                                 names_a_preset)
-from zoo.models.torchvision_weights import PREPROCESSING as TORCHVISION_PREPROCESSING
+from zoo.models.torchvision_weights import preprocessing as torchvision_preprocessing
 from zoo.models.torchvision_weights import check_hash_prefix, classes_in, load_state_dict, read_state_dict, require_twin
 from zoo.models.torchvision_weights import fetch as fetch_torchvision
 
@@ -202,8 +202,8 @@ def _open_torchvision(path: Path, config: ModelConfig) -> _Weights:
     saved = config.with_overrides(num_classes=classes_in(state))
     model = build_model(saved)
     load_state_dict(model, saved, state)
-    preprocessing = {**TORCHVISION_PREPROCESSING, "image_size": list(config.input_shape[:2])}
-    return _Weights(model, saved, f"torchvision {twin.model} ({path.name})", file_sha256(path), preprocessing, None)
+    return _Weights(model, saved, f"torchvision {twin.model} ({path.name})", file_sha256(path),
+                    torchvision_preprocessing(config), None)
 
 
 def _fetch(url: str) -> Path:

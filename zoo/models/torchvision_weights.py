@@ -11,8 +11,13 @@ torchvision's module names map to the zoo's layers by the model's structure:
 - ResNet: `conv1`/`bn1` are the stem block's `_conv`/`_bn`; `layerG.B.convK`/`bnK` are block B of the
   G-th residual group's `_K_conv`/`_K_bn`, `downsample.0`/`.1` its shortcut's `_0_conv`/`_0_bn`; `fc`
   is the classifier.
-- VGG and AlexNet (`features.I`, `classifier.J`): the convolutions, batch norms and linear layers,
-  each kind in its order, are the zoo's Conv2D, BatchNormalization and Dense layers in theirs.
+- GoogLeNet: `convN.conv`/`.bn` are block convN's `_conv`/`_bn`; an inception module's `branch1`,
+  `branch2.0`/`.1`, `branch3.0`/`.1` and `branch4.1` are its `_1x1`, `_3x3_reduce`/`_3x3`,
+  `_5x5_reduce`/`_5x5` and `_pool_proj`; `fc` is the classifier. Its auxiliary classifiers, used in
+  training only, are left out.
+- VGG and AlexNet (`features.I`, `classifier.J`, one chain of layers): the convolutions, batch norms
+  and linear layers, each kind in the state_dict's order, are the zoo's Conv2D, BatchNormalization and
+  Dense layers in theirs.
 Kernels go from OIHW to HWIO, linear weights are transposed, and the first linear layer after a
 flatten has its inputs reordered from torchvision's channels-first (C, H, W) to Keras's (H, W, C).
 """
@@ -31,9 +36,9 @@ from zoo.models.config import ModelConfig
 if TYPE_CHECKING:
     import keras
 
-# torchvision's ImageNet evaluation: resize the short side to 256, centre-crop 224, these statistics
-PREPROCESSING = {"image_size": [224, 224], "channels": 3, "mean": [0.485, 0.456, 0.406],
-                 "std": [0.229, 0.224, 0.225], "resize": 256}
+RESIZE = 256  # torchvision's ImageNet evaluation: the short side resized to 256, then the centre crop
+# torchvision modules a config leaves out: GoogLeNet's auxiliary classifiers, used in training only
+LEFT_OUT = re.compile(r"^aux\d\.")
 HASH_PREFIX = re.compile(r"-([0-9a-f]{8,})\.pth$")
 # torch's BatchNorm2d tensors, as Keras's BatchNormalization names its variables
 BATCH_NORM = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
@@ -48,6 +53,14 @@ def twin_configs() -> list[str]:
     from zoo.models.config import load_model_config, shipped_model_configs
 
     return [path.stem for path in shipped_model_configs() if load_model_config(path).torchvision]
+
+
+def preprocessing(config: ModelConfig) -> dict:
+    """What the twin's weights expect: torchvision's resize to 256, the centre crop at the config's size,
+    and the twin's mean and std."""
+    twin = require_twin(config)
+    return {"image_size": list(config.input_shape[:2]), "channels": 3, "mean": list(twin.mean),
+            "std": list(twin.std), "resize": RESIZE}
 
 
 def fetch(config: ModelConfig) -> Path:
@@ -113,7 +126,7 @@ def _modules(state: dict[str, np.ndarray]) -> Modules:
     modules: Modules = {}
     for name, value in state.items():
         module, _, tensor = name.rpartition(".")
-        if tensor != "num_batches_tracked":  # BatchNorm's step counter: no Keras twin, unused in inference
+        if tensor != "num_batches_tracked" and not LEFT_OUT.match(module):  # BatchNorm's step counter: unused
             modules.setdefault(module, {})[tensor] = value
     return modules
 
@@ -145,6 +158,25 @@ def _block(groups: list[list[str]], group: str, block: str, module: str) -> str:
                                       f"({len(groups)} residual groups)") from None
 
 
+INCEPTION_BRANCHES = {"branch1": "1x1", "branch2.0": "3x3_reduce", "branch2.1": "3x3", "branch3.0": "5x5_reduce",
+                      "branch3.1": "5x5", "branch4.1": "pool_proj"}
+
+
+def _googlenet_names(config: ModelConfig, model: "keras.Model", modules: Modules) -> dict[str, str]:
+    head = next(name for spec in config.layers if spec.type == "classifier" for name, _ in spec.expand())
+    names = {}
+    for module in modules:
+        if module == "fc":
+            names[module] = head
+        elif match := re.fullmatch(r"(conv\d+)\.(conv|bn)", module):
+            names[module] = f"{match.group(1)}_{match.group(2)}"
+        elif match := re.fullmatch(r"(inception\w+)\.(branch1|branch\d\.\d)\.(conv|bn)", module):
+            block, branch, kind = match.groups()
+            if branch in INCEPTION_BRANCHES:
+                names[module] = f"{block}_{INCEPTION_BRANCHES[branch]}_{kind}"
+    return names
+
+
 def _kind(tensors: dict[str, np.ndarray]) -> str:
     if "running_mean" in tensors:
         return "BatchNormalization"
@@ -166,7 +198,7 @@ def _sequential_names(config: ModelConfig, model: "keras.Model", modules: Module
 
 
 FAMILIES: dict[str, Callable[[ModelConfig, "keras.Model", Modules], dict[str, str]]] = {
-    "resnet": _resnet_names, "vgg": _sequential_names, "alexnet": _sequential_names}
+    "resnet": _resnet_names, "vgg": _sequential_names, "alexnet": _sequential_names, "googlenet": _googlenet_names}
 
 
 def keras_names(config: ModelConfig, model: "keras.Model", modules: Modules) -> dict[str, str]:
@@ -195,14 +227,15 @@ def _flattened_from(layer: "keras.layers.Layer") -> tuple[int, int, int] | None:
     return None
 
 
-def _converted(layer: "keras.layers.Layer", tensors: dict[str, np.ndarray], module: str) -> list[tuple]:
+def _converted(layer: "keras.layers.Layer", tensors: dict[str, np.ndarray], module: str,
+               epsilon: float) -> list[tuple]:
     """(Keras variable, value) for each of `layer`'s variables, from torch `module`'s tensors."""
     import keras
 
     if isinstance(layer, keras.layers.BatchNormalization):
-        if abs(layer.epsilon - 1e-5) > 1e-12:
+        if abs(layer.epsilon - epsilon) > 1e-12:
             raise TorchvisionWeightsError(f"weights: {layer.name} has epsilon {layer.epsilon}; torchvision's batch "
-                                          "norm uses 1e-5 (set norm_epsilon: 1.0e-5 in the config)")
+                                          f"norm there uses {epsilon} (set norm_epsilon in the config)")
         by_keras_name = {keras_name: torch_name for torch_name, keras_name in BATCH_NORM.items()}
         return [(variable, tensors[by_keras_name[variable.path.rsplit("/", 1)[-1]]]) for variable in layer.weights]
     weight = tensors["weight"]
@@ -235,7 +268,7 @@ def load_state_dict(model: "keras.Model", config: ModelConfig, state: dict[str, 
         except ValueError:
             raise TorchvisionWeightsError(f"weights: torchvision's {module} maps to {layer_name}, which "
                                           f"{config.name} does not have") from None
-        for variable, value in _converted(layer, modules[module], module):
+        for variable, value in _converted(layer, modules[module], module, require_twin(config).norm_epsilon):
             if tuple(variable.shape) != value.shape:
                 raise TorchvisionWeightsError(f"weights: torchvision's {module} gives {layer.name} a tensor of shape "
                                               f"{value.shape}, it has {tuple(variable.shape)}")
