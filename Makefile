@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --json benchmarks/latest.json
 	$(BIN)/python benchmarks/serving.py --json benchmarks/serving.json
 
-# Regenerates the models and presets tables in README.md from the configs and model cards.
+# Regenerates the models, ImageNet weights and presets tables in README.md from the configs and model cards.
 readme: $(STAMP)
 	$(BIN)/python -m zoo models --update-readme README.md
 	$(BIN)/python -m zoo presets --update-readme README.md

@@ -204,6 +204,15 @@ def ratios(rows: list[dict]) -> list[str]:
     return lines
 
 
+def checked_models(text: str, known) -> list[str]:
+    """--models: comma-separated benchmark models, each one known."""
+    models = [model for model in text.split(",") if model]
+    for model in models:
+        if model not in known:
+            raise ZooError(f"--models: {unknown('benchmark model', model, known)}")
+    return models
+
+
 @exits_cleanly
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -211,10 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="write the rows as a JSON list here")
     args = parser.parse_args(argv)
-    models = [m for m in args.models.split(",") if m]
-    for model in models:
-        if model not in MODELS:
-            raise ZooError(f"--models: {unknown('benchmark model', model, MODELS)}")
+    models = checked_models(args.models, MODELS)
     if args.repeats < 1:
         raise ZooError(f"--repeats: expected a positive number, received {args.repeats}")
     import_tensorflow_quietly()

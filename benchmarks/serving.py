@@ -38,8 +38,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import describe_machine  # noqa: E402  (benchmarks/run.py)
-from zoo.common.errors import ZooError, exits_cleanly, unknown  # noqa: E402
+from run import checked_models, describe_machine  # noqa: E402  (benchmarks/run.py)
+from zoo.common.errors import ZooError, exits_cleanly  # noqa: E402
 from zoo.common.quiet import import_tensorflow_quietly  # noqa: E402
 
 PRESETS = {"resnet20": "resnet20_cifar10", "lenet5": "lenet5_mnist"}
@@ -184,10 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intra-op-threads", type=int,
                         help="TensorFlow's and PyTorch's threads within an op (default: theirs, the core count)")
     args = parser.parse_args(argv)
-    models = [m for m in args.models.split(",") if m]
-    for model in models:
-        if model not in PRESETS:
-            raise ZooError(f"--models: {unknown('benchmark model', model, PRESETS)}")
+    models = checked_models(args.models, PRESETS)
     if args.rounds < 1:
         raise ZooError(f"--rounds: expected a positive number, received {args.rounds}")
     import_tensorflow_quietly()

@@ -39,6 +39,8 @@ def test_every_shipped_config_resolves_by_name_from_any_directory(kind, tmp_path
         assert config_path(path.stem, kind) == path
     assert config_path("sub/x.yaml", kind, relative_to=Path("/base")) == Path("/base/sub/x.yaml")
     assert config_path("x.yaml", kind) == Path("x.yaml")  # a file name is a path, from the current directory
+    (tmp_path / paths[0].stem).write_text("")  # a user's file of a shipped config's name, given here: theirs
+    assert config_path(paths[0].stem, kind) == Path(paths[0].stem)
 
 
 def test_an_experiment_by_name_is_the_experiment_in_its_file(tmp_path, monkeypatch):
@@ -69,7 +71,8 @@ def test_import_zoo_registers_every_custom_keras_object_whichever_is_imported_fi
     assert {"zoo>FusedBatchNormalization", "zoo>ChannelZeroPad", "zoo>LocalResponseNormalization",
             "zoo>WarmupSchedule"} <= every
     listed = "sorted(n for n in keras.saving.get_custom_objects() if n.startswith('zoo>'))"
-    for imports in ("import zoo, keras", "import keras, zoo", "import zoo; from keras.saving import load_model; import keras"):
+    for imports in ("import zoo, keras", "import keras, zoo", "import zoo, tensorflow, keras",
+                    "import zoo; from keras.saving import load_model; import keras"):
         result = run("-c", f"{imports}; print({listed})")
         assert result.returncode == 0, result.stderr
         assert result.stdout.split("\n")[-2] == str(sorted(every)), imports

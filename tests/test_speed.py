@@ -19,7 +19,9 @@ def test_latency_is_the_median_and_p90_of_one_image_calls():
     measured = latency(sleeper(0.002, calls), np.zeros((8, 8, 3), np.uint8), calls=20)
     assert calls == [1] * (WARMUP_CALLS + 20) and measured.calls == 20
     assert 2.0 <= measured.median_ms <= measured.p90_ms < 20  # sleep() overshoots, never undershoots
-    assert "batch-1 latency" in str(measured) and set(measured.as_json()) == {"median_ms", "p90_ms", "calls"}
+    assert set(measured.as_json()) == {"median_ms", "p90_ms", "calls"}
+    with pytest.raises(ValueError, match=f"calls: expected at least {MIN_CALLS}, received 1"):
+        latency(sleeper(0, []), np.zeros((8, 8, 3), np.uint8), calls=1)
 
 
 def test_latency_stops_when_its_time_is_spent_but_not_before_the_minimum():

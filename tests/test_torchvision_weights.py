@@ -85,13 +85,39 @@ def test_weights_torchvision_offline_names_the_url_and_where_to_put_the_file(mon
     assert "weights='PATH/resnet18-f37072fd.pth'" in message and "~/.keras/zoo_weights/" in message
 
 
-def test_a_file_that_does_not_match_the_hash_in_its_name_is_refused(tmp_path):
-    _, path = torchvision_state("resnet18", tmp_path, "resnet18-00000000.pth")
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
-    if actual.startswith("00000000"):
-        pytest.skip("the random file's sha256 happens to start with the name's prefix")
-    with pytest.raises(TorchvisionWeightsError, match="does not match the sha256 prefix 00000000"):
+def test_the_twins_own_file_that_does_not_match_the_hash_in_its_name_is_refused(tmp_path):
+    _, path = torchvision_state("resnet18", tmp_path, "resnet18-f37072fd.pth")  # torchvision's name, other bytes
+    assert not hashlib.sha256(path.read_bytes()).hexdigest().startswith("f37072fd")
+    with pytest.raises(TorchvisionWeightsError, match="does not match the sha256 prefix f37072fd"):
         create_model("resnet18", weights=path, verbose=False)
+    own = path.rename(tmp_path / "resnet18-20240101.pth")  # a user's own file, dated: taken as it is
+    assert create_model("resnet18", weights=own, verbose=False).weights_report.fresh == {}
+
+
+def test_a_training_checkpoint_is_one_line_naming_its_keys(tmp_path):
+    import torch
+
+    network, _ = torchvision_state("resnet18", tmp_path)
+    torch.save({"epoch": 3, "model": network.state_dict()}, tmp_path / "checkpoint.pth")
+    with pytest.raises(TorchvisionWeightsError, match="received a dict with keys epoch, model; a training checkpoint"):
+        create_model("resnet18", weights=tmp_path / "checkpoint.pth", verbose=False)
+
+
+def test_googlenet_weights_expect_the_scale_torchvision_converts_their_input_to(tmp_path):
+    import torch
+
+    _, path = torchvision_state("googlenet_torchvision", tmp_path)
+    network = torchvision_models().googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=False)
+    network.load_state_dict({k: v for k, v in torch.load(path).items() if not k.startswith("aux")})
+    network.eval()
+    model = create_model("googlenet_torchvision", weights=path, verbose=False)
+    pixels = np.random.default_rng(0).uniform(0, 1, (2, 224, 224, 3)).astype("float32")
+    imagenet = (pixels - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]  # what torchvision's GoogLeNet is fed
+    with torch.no_grad():
+        expected = network(torch.from_numpy(imagenet.astype("float32")).permute(0, 3, 1, 2)).numpy()
+    mean, std = np.array(model.preprocessing["mean"]), np.array(model.preprocessing["std"])
+    received = logits(model, ((pixels - mean) / std).astype("float32"))
+    assert np.abs(received - expected).max() <= 1e-4 * np.abs(expected).max()
 
 
 @pytest.mark.parametrize("name, weights_of, message", [
@@ -110,7 +136,7 @@ def test_reading_a_pth_file_without_torch_names_the_extra(tmp_path, monkeypatch)
     path = tmp_path / "resnet18.pth"
     path.write_bytes(b"not read")
     monkeypatch.setitem(__import__("sys").modules, "torch", None)
-    with pytest.raises(TorchvisionWeightsError, match=r"needs PyTorch, which is not installed: pip install 'zoo\[torch\]'"):
+    with pytest.raises(TorchvisionWeightsError, match=r"needs PyTorch, which is not installed: pip install torch "):
         create_model("resnet18", weights=path, verbose=False)
 
 

@@ -25,7 +25,8 @@ from zoo.deploy.speed import Latency, latency
 def one_image_latency(classifier: Classifier) -> Latency:
     """The classifier's batch-1 latency on an image at its own size (no resize): the model's time alone."""
     height, width = classifier.preprocessing.image_size
-    return latency(classifier.predict, np.zeros((height, width, classifier.preprocessing.channels), np.uint8))
+    return latency(classifier.predict, np.zeros((height, width, classifier.preprocessing.channels), np.uint8),
+                   seconds=0.5)
 
 
 def predict(source: str, images: list[str], *, top: int = 5, batch_size: int = 64, as_json: bool = False,
@@ -63,7 +64,7 @@ def predict(source: str, images: list[str], *, top: int = 5, batch_size: int = 6
     for path, why in failed:
         print(f"unreadable: {path}: {why}", file=sys.stderr)
     print(f"{len(rows)} image(s) classified with {classifier.source}, {len(failed)} unreadable" + (
-        f"; {speed['images_per_sec']:,.1f} images/s from file to answer (start-up included), batch-1 latency "
+        f"; {speed['images_per_sec']:,.1f} images/s from file to answer (the first call's tracing included), batch-1 latency "
         f"{speed['latency']['median_ms']:.2f} ms (p90 {speed['latency']['p90_ms']:.2f}) of the {classifier.format} "
         f"model alone" if rows else ""), file=sys.stderr)
     if not rows:

@@ -15,20 +15,27 @@ from typing import Callable
 
 
 class _CallAfterImport(importlib.abc.MetaPathFinder):
+    # It stays in sys.meta_path until the module has run: a look-up alone does not import it, and
+    # TensorFlow's own import looks Keras up (importlib.util.find_spec) long before anyone imports it.
     def __init__(self, name: str, callback: Callable[[], None]):
-        self.name, self.callback = name, callback
+        self.name, self.callback, self.looking = name, callback, False
 
     def find_spec(self, fullname: str, path=None, target=None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self.name:
+        if fullname != self.name or self.looking:
             return None
-        sys.meta_path.remove(self)  # once is enough, and the usual finders must not meet this one again
-        spec = importlib.util.find_spec(fullname)
+        self.looking = True  # the usual finders, asked below, must not meet this one again
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self.looking = False
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         run_module = spec.loader.exec_module
 
         def run_then_call_back(module) -> None:
             run_module(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             self.callback()
 
         spec.loader.exec_module = run_then_call_back  # this spec's own loader instance

@@ -2,7 +2,8 @@
 
 A reference with no '/' and no .yaml/.yml suffix is a shipped config's name (`resnet20`,
 `default`, `recipe`) and resolves the same from any directory, in a checkout or an installed
-package; anything else is a path, relative to the current directory or to the file that names it.
+package, unless a file of that name is in the current directory; anything else is a path, relative
+to the current directory or to the file that names it.
 The checkout's `configs/` is a link to this folder, so `configs/experiments/default.yaml` keeps working.
 """
 from __future__ import annotations
@@ -18,8 +19,10 @@ FOLDERS: dict[str, tuple[str, ...]] = {"model": ("models",), "experiment": ("exp
 
 
 def is_name(reference: str) -> bool:
-    """Whether `reference` names a shipped config rather than giving a path."""
-    return "/" not in reference and "\\" not in reference and not reference.endswith((".yaml", ".yml"))
+    """Whether `reference` names a shipped config rather than giving a path (a file of that name given in the
+    current directory is the user's, and wins)."""
+    return ("/" not in reference and "\\" not in reference and not reference.endswith((".yaml", ".yml"))
+            and not Path(reference).is_file())
 
 
 def shipped_configs(kind: Kind) -> list[Path]:

@@ -96,7 +96,8 @@ def _foldable_pairs(model: keras.Model) -> list[tuple[keras.layers.Conv2D, keras
         if not isinstance(layer, keras.layers.BatchNormalization) or layer.axis not in (-1, 3):
             continue
         conv = _producer(layer)
-        if type(conv) is keras.layers.Conv2D and conv.data_format == "channels_last" and consumers[conv.name] == 1:
+        if (type(conv) is keras.layers.Conv2D and conv.data_format == "channels_last" and consumers[conv.name] == 1
+                and conv.activation is keras.activations.linear):  # an activation between them: no fold
             pairs.append((conv, layer))
     return pairs
 
@@ -163,7 +164,7 @@ def serving_function(model: keras.Model, preprocessing: Preprocessing, *,
 def compiled_predict(model: keras.Model, preprocessing: Preprocessing) -> Callable[[np.ndarray], np.ndarray]:
     """uint8 images at the model's size -> probabilities, through the serving graph as one tf.function: what
     the SavedModel runs, without the file. An eager Keras call runs layer by layer from Python: ResNet-20
-    took 45 ms an image that way, against 2.7 ms for the SavedModel (benchmarks/README.md)."""
+    took 45 ms an image that way, against 2.4-2.5 ms for the SavedModel (benchmarks/README.md)."""
     serve, spec = serving_function(model, preprocessing, any_size=False)
     call = tf.function(serve, input_signature=[spec])
     return lambda images: call(tf.constant(images))["probabilities"].numpy()

@@ -30,13 +30,12 @@ class Latency:
     def as_json(self) -> dict[str, Any]:
         return {"median_ms": round(self.median_ms, 4), "p90_ms": round(self.p90_ms, 4), "calls": self.calls}
 
-    def __str__(self) -> str:
-        return f"batch-1 latency {self.median_ms:.2f} ms (p90 {self.p90_ms:.2f}, {self.calls} calls)"
-
 
 def call_times(predict: Callable[[np.ndarray], Any], images: np.ndarray, calls: int, seconds: float) -> list[float]:
     """Seconds of each timed call of `predict(images)`: up to `calls` of them, fewer if `seconds` run out
     first (never fewer than MIN_CALLS), after WARMUP_CALLS untimed ones."""
+    if calls < MIN_CALLS:
+        raise ValueError(f"calls: expected at least {MIN_CALLS}, received {calls}")
     for _ in range(WARMUP_CALLS):
         predict(images)
     times: list[float] = []

@@ -133,18 +133,26 @@ def imagenet_weights_table() -> str:
     """A Markdown table of which shipped config takes which ImageNet weights, with the source's published top-1."""
     from zoo.models.config import load_model_config, shipped_model_configs
 
-    lines = ["| model | `weights=` | weights of | published top-1 | top-5 | preprocessing |",
+    lines = ["| model | `weights=` | weights of | published top-1 | top-5 | input the weights expect |",
              "|---|---|---|---:|---:|---|"]
     for path in shipped_model_configs():
         config = load_model_config(path)
         if config.torchvision:
             twin = config.torchvision
             lines.append(f"| {config.name} | `torchvision` | torchvision `{twin.model}` (IMAGENET1K_V1) | "
-                         f"{twin.top1:.2f}% | {twin.top5:.2f}% | short side 256, centre crop 224, "
-                         f"torchvision's mean and std |")
+                         f"{twin.top1:.2f}% | {twin.top5:.2f}% | RGB, mean {_values(twin.mean)}, std "
+                         f"{_values(twin.std)} (measured on the 224 centre crop of images resized to 256) |")
         if config.keras_application:
-            top1, top5 = KERAS_APPLICATIONS_ACCURACY[config.keras_application]
+            top1, top5 = KERAS_APPLICATIONS_ACCURACY.get(config.keras_application, (None, None))
             lines.append(f"| {config.name} | `imagenet` | keras.applications `{config.keras_application}` | "
-                         f"{top1:.1f}% | {top5:.1f}% | 224x224, Caffe's BGR mean subtraction |")
+                         f"{_percent(top1)} | {_percent(top5)} | BGR, Caffe's mean subtracted, no scaling |")
     return "\n".join(lines)
+
+
+def _values(numbers) -> str:
+    return ", ".join(f"{n:g}" for n in numbers)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
 

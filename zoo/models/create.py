@@ -171,7 +171,7 @@ def open_weights(weights: str | Path, config: ModelConfig | None = None) -> _Wei
         path = path / "model.keras"
     if path.is_file() and path.suffix == ".pth":
         return _open_torchvision(path, _required(config, text))
-    if not path.is_file() or not (path.suffix in (".keras", ".pth") or path.name.endswith(WEIGHTS_SUFFIX)):
+    if not path.is_file() or not (path.suffix == ".keras" or path.name.endswith(WEIGHTS_SUFFIX)):
         what = "no such file" if not path.exists() else f"a {path.suffix or 'suffix-less'} file"
         raise WeightsError(f"weights: expected {SOURCES} (presets: {', '.join(list_presets()) or 'none'}); "
                            f"received {text!r} ({what})")
@@ -197,13 +197,14 @@ def _required(config: ModelConfig | None, weights: str) -> ModelConfig:
 def _open_torchvision(path: Path, config: ModelConfig) -> _Weights:
     """A torchvision state_dict (`.pth`) read into `config`'s architecture (zoo.models.torchvision_weights)."""
     twin = require_twin(config)
-    check_hash_prefix(path)
+    sha256 = file_sha256(path)
+    check_hash_prefix(path, sha256, config)
     state = read_state_dict(path)
     saved = config.with_overrides(num_classes=classes_in(state))
     model = build_model(saved)
     load_state_dict(model, saved, state)
-    return _Weights(model, saved, f"torchvision {twin.model} ({path.name})", file_sha256(path),
-                    torchvision_preprocessing(config), None)
+    return _Weights(model, saved, f"torchvision {twin.model} ({path.name})", sha256, torchvision_preprocessing(config),
+                    None)
 
 
 def _fetch(url: str) -> Path:

@@ -23,7 +23,6 @@ flatten has its inputs reordered from torchvision's channels-first (C, H, W) to 
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -56,15 +55,16 @@ def twin_configs() -> list[str]:
 
 
 def preprocessing(config: ModelConfig) -> dict:
-    """What the twin's weights expect: torchvision's resize to 256, the centre crop at the config's size,
-    and the twin's mean and std."""
+    """What the twin's weights expect: the twin's mean and std at the config's size; `resize` records that
+    torchvision evaluates them on the centre crop of images resized to 256 (zoo.load and predict resize
+    to the model's size instead: the crop is not applied yet)."""
     twin = require_twin(config)
     return {"image_size": list(config.input_shape[:2]), "channels": 3, "mean": list(twin.mean),
             "std": list(twin.std), "resize": RESIZE}
 
 
 def fetch(config: ModelConfig) -> Path:
-    """The twin's weights file, downloaded once into Keras's cache and checked against its name's sha256 prefix."""
+    """The twin's weights file, downloaded once into Keras's cache (`check_hash_prefix` checks it)."""
     import keras
 
     twin = require_twin(config)
@@ -75,23 +75,18 @@ def fetch(config: ModelConfig) -> Path:
         raise TorchvisionWeightsError(
             f"weights=torchvision: cannot fetch {twin.url} ({describe_exception(error)}); offline, download it "
             f"elsewhere and pass weights='PATH/{name}', or place it in ~/.keras/zoo_weights/") from None
-    check_hash_prefix(path)
     return path
 
 
-def check_hash_prefix(path: Path) -> None:
-    """torchvision names a file NAME-HASH.pth with the first hex digits of its sha256: a file that does not
-    match its name (truncated, damaged, another file) is refused."""
-    match = HASH_PREFIX.search(path.name)
-    if not match:
-        return
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    if not digest.hexdigest().startswith(match.group(1)):
+def check_hash_prefix(path: Path, sha256: str, config: ModelConfig) -> None:
+    """torchvision names its files NAME-HASH.pth with the first hex digits of their sha256 (`sha256`, given):
+    the twin's own file that does not match its name (truncated, damaged, replaced) is refused. Other
+    files, the user's own, are taken as they are."""
+    name = require_twin(config).url.rsplit("/", 1)[-1]
+    match = HASH_PREFIX.search(name)
+    if path.name == name and match and not sha256.startswith(match.group(1)):
         raise TorchvisionWeightsError(f"weights: {path} does not match the sha256 prefix {match.group(1)} in its "
-                                      f"name (its sha256 is {digest.hexdigest()[:16]}...): a damaged or partial file")
+                                      f"name (its sha256 is {sha256[:16]}...): a damaged or partial file")
 
 
 def require_twin(config: ModelConfig):
@@ -106,15 +101,19 @@ def read_state_dict(path: Path) -> dict[str, np.ndarray]:
     try:
         import torch
     except ImportError:
-        raise TorchvisionWeightsError(f"weights: reading {path} needs PyTorch, which is not installed: "
-                                      "pip install 'zoo[torch]' (or torch alone)") from None
+        raise TorchvisionWeightsError(f"weights: reading {path} needs PyTorch, which is not installed: pip install "
+                                      "torch (the zoo's `torch` extra: pip install '.[torch]' in its checkout)") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file, or one holding more than tensors
         raise TorchvisionWeightsError(f"weights: cannot read {path} as a PyTorch state_dict "
                                       f"({describe_exception(error)})") from None
-    if not isinstance(state, dict):
-        raise TorchvisionWeightsError(f"weights: expected a state_dict in {path}, received a {type(state).__name__}")
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        keys = ", ".join(map(str, list(state)[:5])) if isinstance(state, dict) else ""
+        raise TorchvisionWeightsError(
+            f"weights: expected a state_dict (parameter names to tensors) in {path}, received a "
+            f"{type(state).__name__}{' with keys ' + keys if keys else ''}; a training checkpoint? save its "
+            "model's state_dict() alone")
     return {name: tensor.detach().float().numpy() if tensor.is_floating_point() else tensor.numpy()
             for name, tensor in state.items()}
 
@@ -256,9 +255,9 @@ def _converted(layer: "keras.layers.Layer", tensors: dict[str, np.ndarray], modu
     return [(layer.kernel, kernel), *([(layer.bias, tensors["bias"])] if "bias" in tensors else [])]
 
 
-def load_state_dict(model: "keras.Model", config: ModelConfig, state: dict[str, np.ndarray]) -> int:
+def load_state_dict(model: "keras.Model", config: ModelConfig, state: dict[str, np.ndarray]) -> None:
     """Copies a torchvision state_dict into `model` (built from `config`), every shape checked before anything
-    is copied; returns the number of Keras layers loaded."""
+    is copied."""
     modules = _modules(state)
     names = keras_names(config, model, modules)
     assignments = []
@@ -275,7 +274,6 @@ def load_state_dict(model: "keras.Model", config: ModelConfig, state: dict[str, 
             assignments.append((variable, value))
     for variable, value in assignments:
         variable.assign(value)
-    return len(names)
 
 
 def classes_in(state: dict[str, np.ndarray]) -> int:
