@@ -19,12 +19,20 @@ def test_the_twins_are_declared():
                      "vgg19"]
 
 
+def torch_or_skip():
+    """torch, or a skip saying why (it is the bench extra's, which `make test` does not install)."""
+    torchvision_models()
+    import torch
+
+    return torch
+
+
 def torchvision_state(name: str, tmp_path, file_name: str | None = None):
     """torchvision's model of `name`'s twin with random weights and batch-norm statistics, and its state_dict
     saved as a .pth file."""
+    models = torchvision_models()
     import torch
 
-    models = torchvision_models()
     torch.manual_seed(0)
     network = getattr(models, load_model_config(name).torchvision.model)(weights=None).eval()
     generator = torch.Generator().manual_seed(1)
@@ -49,7 +57,7 @@ def logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", TWINS)
 def test_a_converted_state_dict_computes_what_torchvision_computes(name, tmp_path):
-    import torch
+    torch = torch_or_skip()
 
     network, path = torchvision_state(name, tmp_path)
     model = create_model(name, weights=path, verbose=False)
@@ -95,7 +103,7 @@ def test_the_twins_own_file_that_does_not_match_the_hash_in_its_name_is_refused(
 
 
 def test_a_training_checkpoint_is_one_line_naming_its_keys(tmp_path):
-    import torch
+    torch = torch_or_skip()
 
     network, _ = torchvision_state("resnet18", tmp_path)
     torch.save({"epoch": 3, "model": network.state_dict()}, tmp_path / "checkpoint.pth")
@@ -104,7 +112,7 @@ def test_a_training_checkpoint_is_one_line_naming_its_keys(tmp_path):
 
 
 def test_googlenet_weights_expect_the_scale_torchvision_converts_their_input_to(tmp_path):
-    import torch
+    torch = torch_or_skip()
 
     _, path = torchvision_state("googlenet_torchvision", tmp_path)
     network = torchvision_models().googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=False)
@@ -141,7 +149,7 @@ def test_reading_a_pth_file_without_torch_names_the_extra(tmp_path, monkeypatch)
 
 
 def test_a_damaged_pth_file_is_one_line(tmp_path):
-    pytest.importorskip("torch")
+    torch_or_skip()
     path = tmp_path / "resnet18.pth"
     path.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(TorchvisionWeightsError, match="cannot read .* as a PyTorch state_dict"):
