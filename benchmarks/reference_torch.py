@@ -1,5 +1,6 @@
-"""PyTorch ResNet-20 and LeNet-5 trained on the CPU, channels_last, fp32 or bf16 autocast: the peer
-`make bench` measures the zoo against. Needs the `bench` extra (torch); imported only when present.
+"""PyTorch ResNet-20, ResNet-56 and LeNet-5 on the CPU, channels_last, fp32 or bf16 autocast: the peer
+`make bench` measures the zoo's training (ResNet-20, LeNet-5) and serving (all three) against. Needs
+the `bench` extra (torch); imported only when present.
 """
 from __future__ import annotations
 
@@ -44,11 +45,12 @@ class BasicBlockA(nn.Module):
         return torch.relu(skip + self.bn2(self.conv2(y)))
 
 
-def resnet20(classes: int = 10) -> nn.Module:
+def cifar_resnet(blocks_per_stage: int, classes: int = 10) -> nn.Module:
+    """He et al. 2015's CIFAR-10 ResNet with 6n+2 layers, n = `blocks_per_stage`."""
     layers: list[nn.Module] = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
     inputs = 16
     for filters, first_stride in ((16, 1), (32, 2), (64, 2)):
-        for block in range(3):
+        for block in range(blocks_per_stage):
             layers.append(BasicBlockA(inputs, filters, first_stride if block == 0 else 1))
             inputs = filters
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes))
@@ -60,7 +62,8 @@ def lenet5(classes: int = 10) -> nn.Module:
                          nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, classes))
 
 
-MODELS = {"resnet20": (resnet20, (3, 32, 32)), "lenet5": (lenet5, (1, 28, 28))}
+MODELS = {"resnet20": (lambda: cifar_resnet(3), (3, 32, 32)), "resnet56": (lambda: cifar_resnet(9), (3, 32, 32)),
+          "lenet5": (lenet5, (1, 28, 28))}
 
 
 class TorchTrainer:

@@ -1,8 +1,9 @@
 """Serving speed: every format the zoo exports beside PyTorch eager of the same network, batch 1 and batch 64.
 
-    python benchmarks/serving.py [--models resnet20,lenet5] [--rounds 3] [--json PATH]
+    python benchmarks/serving.py [--models resnet20,lenet5,resnet56] [--rounds 3] [--json PATH]
 
-Each model is its preset (resnet20_cifar10, lenet5_mnist), exported by the zoo's own code into a
+Each model is its preset (resnet20_cifar10, lenet5_mnist; ResNet-56 has none yet: its config's random
+weights), exported by the zoo's own code into a
 temporary folder in every format (each verified as a run's export is) and loaded in its runtime as
 evaluate.py and `zoo.load` load it (zoo.deploy.formats.open_artifact): uint8 images at the model's
 size in, probabilities out. PyTorch eager runs the bench's network of the same architecture
@@ -42,7 +43,9 @@ from run import checked_models, describe_machine  # noqa: E402  (benchmarks/run.
 from zoo.common.errors import ZooError, exits_cleanly  # noqa: E402
 from zoo.common.quiet import import_tensorflow_quietly  # noqa: E402
 
-PRESETS = {"resnet20": "resnet20_cifar10", "lenet5": "lenet5_mnist"}
+# Each model's preset; None where none is trained yet: the config's own random weights then (speed does not
+# depend on the weights' values, and int8 calibrates on random pixels anyway)
+PRESETS = {"resnet20": "resnet20_cifar10", "lenet5": "lenet5_mnist", "resnet56": None}
 BATCH = 64
 PYTORCH = ("pytorch eager NCHW", "pytorch eager channels_last")
 
@@ -98,12 +101,19 @@ def build_rows(model_name: str, folder: Path, skipped: list[str]) -> list[Row]:
     from zoo.models.create import create_model
     from zoo.models.presets import get_preset
 
-    preset = get_preset(PRESETS[model_name])
-    preprocessing = Preprocessing.from_json(preset.preprocessing)
-    model = create_model(preset.model_config, weights=preset.name, verbose=False)
+    if PRESETS[model_name]:
+        preset = get_preset(PRESETS[model_name])
+        preprocessing = Preprocessing.from_json(preset.preprocessing)
+        model = create_model(preset.model_config, weights=preset.name, verbose=False)
+        class_names, dataset = preset.class_names, preset.card["dataset"]
+    else:  # no preset yet: the config's own initialisation serves as fast
+        model = create_model(model_name, verbose=False)
+        height, width, channels = model.input_shape[1:]
+        preprocessing = Preprocessing((height, width), channels, (0.5,) * channels, (0.25,) * channels)
+        class_names, dataset = [str(i) for i in range(model.output_shape[-1])], "none"
     height, width = preprocessing.image_size
     images = np.random.default_rng(0).integers(0, 256, (BATCH, height, width, preprocessing.channels), np.uint8)
-    source = Source(model, preprocessing, preset.class_names, {"name": preset.card["dataset"]},
+    source = Source(model, preprocessing, class_names, {"name": dataset},
                     calibration_images=lambda: images)  # random pixels calibrate int8: speed, not accuracy
     rows = []
     for name in FORMATS:
@@ -178,7 +188,7 @@ def as_json(row: Row, rows: list[Row]) -> dict:
 @exits_cleanly
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(PRESETS), help="comma-separated: resnet20, lenet5")
+    parser.add_argument("--models", default=",".join(PRESETS), help=f"comma-separated: {', '.join(PRESETS)}")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", help="write the rows as JSON here")
     parser.add_argument("--intra-op-threads", type=int,
@@ -203,13 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="zoo-serving-") as folder:
         rows = [row for model in models for row in build_rows(model, Path(folder), skipped)]
-        batches = {}
-        for row in rows:
-            if row.model not in batches:
-                from zoo.models.presets import get_preset
+        from zoo.models.config import load_model_config
 
-                shape = get_preset(PRESETS[row.model]).model_config.input_shape
-                batches[row.model] = np.random.default_rng(1).integers(0, 256, (BATCH, *shape), np.uint8)
+        batches = {model: np.random.default_rng(1).integers(0, 256, (BATCH, *load_model_config(model).input_shape),
+                                                             np.uint8) for model in models}
         for round_ in range(args.rounds):
             print(f"round {round_ + 1} of {args.rounds}", flush=True)
             for row in rows:
