@@ -21,12 +21,14 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Training speed against PyTorch and the matmul ceiling (benchmarks/run.py), then serving speed: every
-# exported format against PyTorch eager at batch 1 and 64 (benchmarks/serving.py). Run it on an idle
-# machine. Installs the optional torch extra first; TFDS_DATA_DIR enables the real-data rows.
+# exported format against PyTorch eager at batch 1 and 64 (benchmarks/serving.py), then the torchvision
+# weights' parity for every twin (benchmarks/torchvision_parity.py). Run it on an idle machine.
+# Installs the optional torch extra first; TFDS_DATA_DIR enables the real-data rows.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench,test,export]'
 	$(BIN)/python benchmarks/run.py --json benchmarks/latest.json
 	$(BIN)/python benchmarks/serving.py --json benchmarks/serving.json
+	$(BIN)/python benchmarks/torchvision_parity.py --json benchmarks/torchvision_parity.json
 
 # Regenerates the models, ImageNet weights and presets tables in README.md from the configs and model cards.
 readme: $(STAMP)

@@ -31,24 +31,17 @@ needs_bfloat16_kernels = pytest.mark.skipif(
 
 
 def torchvision_models():
-    """torchvision.models, or a skip saying why. PyPI's torchvision is built for PyPI's CUDA torch: beside
-    the CPU torch its compiled ops do not load, and torchvision/__init__.py fails registering them. Its
-    model definitions are plain Python, so they are imported without that __init__ (a parity test needs
-    the models, not the ops)."""
-    import importlib
-    import importlib.util
+    """torchvision.models (benchmarks/reference_torchvision.py says how it loads beside the CPU torch), or a
+    skip saying why: torch and torchvision are the bench extra's, which `make test` does not install."""
+    folder = str(ROOT / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import reference_torchvision
 
-    pytest.importorskip("torch", reason="torch is not installed (the bench extra): pip install -e '.[bench]'")
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None:
-        pytest.skip("torchvision is not installed (the bench extra): pip install -e '.[bench]'")
     try:
-        return importlib.import_module("torchvision.models")
-    except (ImportError, RuntimeError, OSError):
-        sys.modules["torchvision"] = importlib.util.module_from_spec(spec)  # the package, its __init__ not run
-        for name in [name for name in sys.modules if name.startswith("torchvision.")]:
-            del sys.modules[name]  # what the failed import left half-made
-        return importlib.import_module("torchvision.models")
+        return reference_torchvision.models()
+    except ImportError as error:
+        pytest.skip(f"{error} (torch and torchvision are the bench extra: pip install -e '.[bench]')")
 
 
 FLAT_INPUT = {"dense", "classifier"}

@@ -128,3 +128,10 @@ def test_serving_benchmark_times_every_format_of_a_preset(tmp_path):
 def test_serving_benchmark_refuses_an_unknown_model_in_one_line():
     assert_one_line_error(run("benchmarks/serving.py", "--models", "resnet21"), "unknown benchmark model 'resnet21'",
                           "did you mean 'resnet20'")
+
+
+def test_torchvision_parity_without_torch_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as in CI: the bench extra is not installed
+    assert_one_line_error(run_here("benchmarks/torchvision_parity.py"), "torchvision_parity needs torch and "
+                          "torchvision", "pip install -e '.[bench]'")
+

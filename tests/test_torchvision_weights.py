@@ -28,31 +28,16 @@ def torch_or_skip():
 
 
 def torchvision_state(name: str, tmp_path, file_name: str | None = None):
-    """torchvision's model of `name`'s twin with random weights and batch-norm statistics, and its state_dict
-    saved as a .pth file."""
-    models = torchvision_models()
-    import torch
+    torchvision_models()  # or a skip saying why
+    from reference_torchvision import random_twin
 
-    torch.manual_seed(0)
-    network = getattr(models, load_model_config(name).torchvision.model)(weights=None).eval()
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for module in network.modules():  # a fresh batch norm is the identity: a swapped tensor would not show
-            if isinstance(module, torch.nn.BatchNorm2d):
-                size = module.num_features
-                module.running_mean.copy_(0.5 * torch.randn(size, generator=generator))
-                module.running_var.copy_(0.5 + torch.rand(size, generator=generator))
-                module.weight.copy_(1 + 0.5 * torch.randn(size, generator=generator))
-                module.bias.copy_(0.5 * torch.randn(size, generator=generator))
-    path = tmp_path / (file_name or f"{name}.pth")
-    torch.save(network.state_dict(), path)
-    return network, path
+    return random_twin(name, tmp_path, file_name)
 
 
 def logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    head = model.layers[-1]  # the classifier: its logits, before the softmax that saturates on random weights
-    features = np.asarray(keras.Model(model.input, head.input)(x, training=False))
-    return features @ np.asarray(head.kernel) + np.asarray(head.bias)
+    from reference_torchvision import logits as zoo_logits
+
+    return zoo_logits(model, x)
 
 
 @pytest.mark.parametrize("name", TWINS)
