@@ -132,7 +132,7 @@ def evaluate(target: str | Path, *, format: str | None = None, data: str | None 
         "dataset": builder.name, "split": split, "examples": total,
         "loss": loss_sum / total, "accuracy": float(np.trace(confusion) / total), "top5": top5_hits / total,
         "per_class": per_class, "images_per_sec": round(seen / seconds, 1) if seconds else None,
-        "latency": latency(artifact.predict, first_image).as_json(),
+        "latency": latency(artifact.predict, first_image, calls=100, seconds=0.5).as_json(),
     }
     if tta:
         result["tta"] = {"views": tta, "accuracy": tta_hits / total, "top5": tta_top5_hits / total}
