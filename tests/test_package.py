@@ -140,7 +140,7 @@ def _fresh_venv_with(wheel: Path, where: Path) -> Path:
     return where / "bin"
 
 
-def test_the_wheel_works_from_another_directory(tmp_path):
+def test_the_wheel_works_from_another_directory(tmp_path, patterns_dir):
     wheel = _built_wheel(tmp_path)
     bin_dir = _fresh_venv_with(wheel, tmp_path / "venv")
     user = tmp_path / "elsewhere"
@@ -154,11 +154,12 @@ def test_the_wheel_works_from_another_directory(tmp_path):
     models = zoo_command("models")
     assert models.returncode == 0 and "| [resnet18](" in models.stdout and "`resnet20_cifar10`" in models.stdout
     assert_one_line_error(zoo_command("train", "defualt"), "unknown experiment 'defualt'", "did you mean 'default'")
-    trained = zoo_command("train", "default", "--workdir", "run", "--set", f"data.data_dir={tmp_path / 'tfds'}",
+    trained = zoo_command("train", "default", "--workdir", "run", "--set", f"data.data_dir={patterns_dir}",
                           "--set", "model.base=resnet20", "--set", "train.epochs=1", "--set", "train.steps_per_epoch=3",
-                          "--set", "train.eval_steps=2", "--set", "train.batch_size=16")
+                          "--set", "train.eval_steps=2", "--set", "train.batch_size=16",
+                          "--set", "export.saved_model=false")  # test_export.py tests the exports
     assert trained.returncode == 0, trained.stdout + trained.stderr
-    assert (user / "run" / "saved_model").is_dir() and (user / "run" / "model.keras").is_file()
+    assert (user / "run" / "model.keras").is_file()
 
     api = zoo_command("-c", API_SCRIPT, program="python")
     assert api.returncode == 0, api.stderr
@@ -171,8 +172,5 @@ def test_the_wheel_works_from_another_directory(tmp_path):
 
     evaluated = zoo_command("evaluate", "run", "--json")
     assert evaluated.returncode == 0, evaluated.stderr
-    results = json.loads(evaluated.stdout)["results"]
-    assert sorted(result["format"] for result in results) == ["keras", "saved_model"]
-    first, second = results  # the same images through both artifacts: at most a near-tie may differ
-    assert first["examples"] == second["examples"] > 0
-    assert abs(first["accuracy"] - second["accuracy"]) <= 1 / first["examples"]
+    [result] = json.loads(evaluated.stdout)["results"]
+    assert result["format"] == "keras" and result["examples"] > 0 and 0 <= result["accuracy"] <= 1
