@@ -1,4 +1,5 @@
-"""`python train.py CONFIG [--set KEY=VALUE] [--workdir DIR]`: the checkout's name for `zoo train` (zoo.cli.commands)."""
+"""`python train.py CONFIG [--set KEY=VALUE] [--workdir DIR]`: the checkout's name for `zoo train`
+(zoo.cli.commands)."""
 import sys
 
 from zoo.cli.commands import main as zoo

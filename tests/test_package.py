@@ -80,7 +80,8 @@ def test_keras_loads_a_zoo_model_file_after_import_zoo_whichever_is_imported_fir
             "float(np.asarray(m(np.zeros((1, 32, 32, 3)))).sum()))")
     # TensorFlow looks keras up while it imports: the registration must wait for keras's own import. The
     # file is loaded in that order, the one a registration could miss.
-    for imports, then in (("import zoo, keras", ""), ("import keras, zoo", ""), ("import zoo, tensorflow, keras", load)):
+    orders = [("import zoo, keras", ""), ("import keras, zoo", ""), ("import zoo, tensorflow, keras", load)]
+    for imports, then in orders:
         result = subprocess.run([sys.executable, "-c", f"{imports}; {listed}; {then}"], cwd=tmp_path,
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"{imports}: {result.stderr}"

@@ -2,8 +2,8 @@
 
 Images are read and classified in batches as the folders are walked, so a folder of any size
 streams; a progress count goes to stderr when it is a terminal. The closing line says how fast:
-images/s from file to answer, and the model's batch-1 latency (zoo.deploy.speed). Exit status 0 when at least one
-image was classified, 2 when none could be (each unreadable file is named with its reason).
+images/s from file to answer, and the model's batch-1 latency (zoo.deploy.speed). Exit status 0 when
+at least one image was classified, 2 when none could be (each unreadable file is named with its reason).
 """
 from __future__ import annotations
 
@@ -64,9 +64,9 @@ def predict(source: str, images: list[str], *, top: int = 5, batch_size: int = 6
     for path, why in failed:
         print(f"unreadable: {path}: {why}", file=sys.stderr)
     print(f"{len(rows)} image(s) classified with {classifier.source}, {len(failed)} unreadable" + (
-        f"; {speed['images_per_sec']:,.1f} images/s from file to answer (the first call's tracing included), batch-1 latency "
-        f"{speed['latency']['median_ms']:.2f} ms (p90 {speed['latency']['p90_ms']:.2f}) of the {classifier.format} "
-        f"model alone" if rows else ""), file=sys.stderr)
+        f"; {speed['images_per_sec']:,.1f} images/s from file to answer (the first call's tracing included), "
+        f"batch-1 latency {speed['latency']['median_ms']:.2f} ms (p90 {speed['latency']['p90_ms']:.2f}) of the "
+        f"{classifier.format} model alone" if rows else ""), file=sys.stderr)
     if not rows:
         if not failed:
             raise ZooError(f"no image files found in {', '.join(images)}")

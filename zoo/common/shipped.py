@@ -35,8 +35,8 @@ def config_path(reference: str | Path, kind: Kind, relative_to: Path | None = No
     """The file `reference` names: a shipped config of `kind` by name, else a path (from `relative_to`)."""
     text = str(reference)
     if is_name(text):
-        for path in shipped_configs(kind):
-            if path.stem == text:
+        for folder in FOLDERS[kind]:
+            if (path := CONFIGS_DIR / folder / f"{text}.yaml").is_file():
                 return path
         raise ConfigError(unknown(kind, text, [path.stem for path in shipped_configs(kind)]))
     path = Path(text).expanduser()

@@ -16,7 +16,7 @@ per-channel scale and shift, so the convolution's kernel takes the scale and its
 batch norm reads its statistics from variables, which grappler cannot treat as constants, so a
 SavedModel ran each one as five separate ops, and its convolutions could not be fused with the
 bias, residual add and ReLU that follow. Folded, ResNet-20's SavedModel serves 1.5x more images a
-second at batch 64 (benchmarks/README.md). The trained model and its `.keras` file keep their
+second at batch 64 (Intel Xeon AMX, benchmarks/README.md). The trained model and its `.keras` file keep their
 batch norm layers.
 
 LiteRT and ONNX have no bfloat16 kernels, so those formats export `in_float32(model)`: a copy of a
@@ -103,17 +103,17 @@ def _foldable_pairs(model: keras.Model) -> list[tuple[keras.layers.Conv2D, keras
 
 
 def _folded_conv(conv: keras.layers.Conv2D, norm: keras.layers.BatchNormalization) -> keras.layers.Conv2D:
-    """A new convolution computing `norm(conv(x))` at inference: y = (conv(x) - mean) * gamma / sqrt(var + eps) + beta."""
+    """A new convolution computing `norm(conv(x))` at inference:
+    y = (conv(x) - mean) * gamma / sqrt(var + eps) + beta."""
+    def value(variable) -> np.ndarray:  # in float64, so the fold adds no rounding of its own
+        return np.asarray(keras.ops.convert_to_numpy(variable), np.float64)
+
     folded = keras.layers.Conv2D.from_config({**conv.get_config(), "use_bias": True})
     folded.build(conv.input.shape)
-    numbers = {name: np.asarray(keras.ops.convert_to_numpy(getattr(norm, name)), np.float64)
-               for name in ("moving_mean", "moving_variance")}
-    gamma = np.asarray(keras.ops.convert_to_numpy(norm.gamma), np.float64) if norm.scale else 1.0
-    beta = np.asarray(keras.ops.convert_to_numpy(norm.beta), np.float64) if norm.center else 0.0
-    scale = gamma / np.sqrt(numbers["moving_variance"] + norm.epsilon)
-    bias = np.asarray(keras.ops.convert_to_numpy(conv.bias), np.float64) if conv.use_bias else 0.0
-    folded.kernel.assign(np.asarray(keras.ops.convert_to_numpy(conv.kernel), np.float64) * scale)
-    folded.bias.assign((bias - numbers["moving_mean"]) * scale + beta)
+    scale = (value(norm.gamma) if norm.scale else 1.0) / np.sqrt(value(norm.moving_variance) + norm.epsilon)
+    shift = value(norm.beta) if norm.center else 0.0
+    folded.kernel.assign(value(conv.kernel) * scale)
+    folded.bias.assign(((value(conv.bias) if conv.use_bias else 0.0) - value(norm.moving_mean)) * scale + shift)
     return folded
 
 
@@ -164,7 +164,7 @@ def serving_function(model: keras.Model, preprocessing: Preprocessing, *,
 def compiled_predict(model: keras.Model, preprocessing: Preprocessing) -> Callable[[np.ndarray], np.ndarray]:
     """uint8 images at the model's size -> probabilities, through the serving graph as one tf.function: what
     the SavedModel runs, without the file. An eager Keras call runs layer by layer from Python: ResNet-20
-    took 45 ms an image that way, against 2.4-2.5 ms for the SavedModel (benchmarks/README.md)."""
+    took 45 ms an image that way, against 2.4-2.5 ms for the SavedModel (Intel Xeon AMX, benchmarks/README.md)."""
     serve, spec = serving_function(model, preprocessing, any_size=False)
     call = tf.function(serve, input_signature=[spec])
     return lambda images: call(tf.constant(images))["probabilities"].numpy()

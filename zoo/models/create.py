@@ -226,8 +226,7 @@ def _fetch(url: str) -> Path:
 def _open_weights_file(path: Path, config: ModelConfig | None) -> _Weights:
     """A .weights.h5 file holds no architecture: it is read into `config`'s, with the class count and
     input channels its classifier and first convolution were saved with."""
-    if config is None:
-        raise WeightsError(f"weights: {path} holds weights only; name the model it belongs to")
+    config = _required(config, str(path))
     import h5py
 
     try:

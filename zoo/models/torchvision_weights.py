@@ -39,8 +39,8 @@ RESIZE = 256  # torchvision's ImageNet evaluation: the short side resized to 256
 # torchvision modules a config leaves out: GoogLeNet's auxiliary classifiers, used in training only
 LEFT_OUT = re.compile(r"^aux\d\.")
 HASH_PREFIX = re.compile(r"-([0-9a-f]{8,})\.pth$")
-# torch's BatchNorm2d tensors, as Keras's BatchNormalization names its variables
-BATCH_NORM = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+# Keras's BatchNormalization variables, as torch's BatchNorm2d names its tensors
+BATCH_NORM = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 
 
 class TorchvisionWeightsError(ZooError):
@@ -102,7 +102,8 @@ def read_state_dict(path: Path) -> dict[str, np.ndarray]:
         import torch
     except ImportError:
         raise TorchvisionWeightsError(f"weights: reading {path} needs PyTorch, which is not installed: pip install "
-                                      "torch (the zoo's `torch` extra: pip install '.[torch]' in its checkout)") from None
+                                      "torch (the zoo's `torch` extra: pip install '.[torch]' in its checkout)"
+                                      ) from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file, or one holding more than tensors
@@ -235,8 +236,7 @@ def _converted(layer: "keras.layers.Layer", tensors: dict[str, np.ndarray], modu
         if abs(layer.epsilon - epsilon) > 1e-12:
             raise TorchvisionWeightsError(f"weights: {layer.name} has epsilon {layer.epsilon}; torchvision's batch "
                                           f"norm there uses {epsilon} (set norm_epsilon in the config)")
-        by_keras_name = {keras_name: torch_name for torch_name, keras_name in BATCH_NORM.items()}
-        return [(variable, tensors[by_keras_name[variable.path.rsplit("/", 1)[-1]]]) for variable in layer.weights]
+        return [(variable, tensors[BATCH_NORM[variable.path.rsplit("/", 1)[-1]]]) for variable in layer.weights]
     weight = tensors["weight"]
     if isinstance(layer, keras.layers.Conv2D):
         kernel = weight.transpose(2, 3, 1, 0)  # OIHW -> HWIO
@@ -260,6 +260,7 @@ def load_state_dict(model: "keras.Model", config: ModelConfig, state: dict[str, 
     is copied."""
     modules = _modules(state)
     names = keras_names(config, model, modules)
+    epsilon = require_twin(config).norm_epsilon
     assignments = []
     for module, layer_name in names.items():
         try:
@@ -267,7 +268,7 @@ def load_state_dict(model: "keras.Model", config: ModelConfig, state: dict[str, 
         except ValueError:
             raise TorchvisionWeightsError(f"weights: torchvision's {module} maps to {layer_name}, which "
                                           f"{config.name} does not have") from None
-        for variable, value in _converted(layer, modules[module], module, require_twin(config).norm_epsilon):
+        for variable, value in _converted(layer, modules[module], module, epsilon):
             if tuple(variable.shape) != value.shape:
                 raise TorchvisionWeightsError(f"weights: torchvision's {module} gives {layer.name} a tensor of shape "
                                               f"{value.shape}, it has {tuple(variable.shape)}")

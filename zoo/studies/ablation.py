@@ -1,9 +1,9 @@
 """Ablation sweeps: a base experiment, axes over any config key, one normal run per variant, a report.
 
-An ablation file names `experiment` (a path relative to it, or a shipped experiment's name), optional `set` (overrides for every
-variant, such as short training), `axes` (dotted keys, layers addressed by name, each with a list
-of values), `mode` (`grid`, the default; `one_at_a_time`: each axis varied alone, the others
-at their first value; `zip`: the axes' i-th values together, with optional `labels` naming each
+An ablation file names `experiment` (a path relative to it, or a shipped experiment's name), optional
+`set` (overrides for every variant, such as short training), `axes` (dotted keys, layers addressed by
+name, each with a list of values), `mode` (`grid`, the default; `one_at_a_time`: each axis varied
+alone, the others at their first value; `zip`: the axes' i-th values together, with optional `labels` naming each
 variant, the first being the baseline the others are compared with) and `seeds` (train each variant
 once per seed; see zoo.studies.repeats).
 `train.py ABLATION.yaml --workdir DIR` runs each variant in DIR/runs/NAME (DIR/runs/NAME/seed-N
