@@ -36,6 +36,17 @@ REFERENCE_COUNTS = {
     "resnet44": (None, 658_586),
     "resnet56": (None, 853_018),
     "resnet110": (None, 1_727_962),
+    # The CIFAR-10 configs of issue 38. LeNet-5 at 32x32x3: the commonly cited 62,006.
+    "lenet5_cifar": (62_006, None),
+    # By hand: convolutions 3,600 + 153,600 + 221,184 + 331,776 + 221,184, batch-norm scales and shifts
+    # 1,376, dense 1,049,088 + 262,656 + 5,130.
+    "alexnet_cifar": (None, 2_249_594),
+    # kuangliu/pytorch-cifar's VGG11 and VGG16 (9,231,114 and 14,728,266) without their convolution biases
+    # (2,752 and 4,224), with two 512-unit hidden layers (2 x 262,656).
+    "vgg11_bn_cifar": (None, 9_753_674),
+    "vgg16_bn_cifar": (None, 15_249_354),
+    # PyTorch's count of its twin (zoo.models.torch_ops.TorchTwin), an independent implementation.
+    "googlenet_cifar": (None, 1_475_418),
 }
 
 
