@@ -82,3 +82,26 @@ def test_streaming_and_in_memory_evaluation_yield_the_same_batches():
     for (x1, y1), (x2, y2) in zip(batches["memory"], batches["none"]):
         np.testing.assert_array_equal(x1.numpy(), x2.numpy())
         np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+
+
+@pytest.mark.parametrize("height, width, top, left", [
+    (256, 320, 16, 48),   # the short side is already 256: no resampling, the centre 224 crop alone
+    (256, 321, 16, 48),   # an odd margin: round(48.5) is 48, halves to even as torchvision's Python round
+    (333, 256, 54, 16),   # portrait: round(54.5) is 54
+])
+def test_torchvision_resize_crops_the_centre_as_center_crop_does(height, width, top, left):
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
+    preprocessing = Preprocessing((224, 224), 3, (0.5,) * 3, (0.25,) * 3, resize=256)
+    np.testing.assert_array_equal(preprocessing.resize_uint8(tf.constant(image)).numpy(),
+                                  image[top:top + 224, left:left + 224])
+
+
+def test_torchvision_resize_takes_the_short_side_to_256_in_a_batch_of_any_size():
+    images = np.random.default_rng(0).integers(0, 256, (2, 600, 800, 3), np.uint8)
+    preprocessing = Preprocessing((224, 224), 3, (0.5,) * 3, (0.25,) * 3, resize=256)
+    serve = tf.function(preprocessing, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+    resized = tf.cast(tf.round(tf.image.resize(images, (256, 341), antialias=True)), tf.uint8)  # int(256 * 4 / 3)
+    expected = preprocessing.normalize(resized[:, 16:240, 58:282])  # round(58.5) is 58
+    np.testing.assert_allclose(serve(images).numpy(), expected.numpy(), atol=1e-6)
+    assert Preprocessing.from_json(preprocessing.to_json()) == preprocessing
+    assert "resize" not in Preprocessing((2, 2), 1, (0.0,), (1.0,)).to_json()  # older cards read as they were

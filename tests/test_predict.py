@@ -73,9 +73,19 @@ def test_predict_json_matches_the_python_api(images):
         dict(zip(classifier.class_names, probabilities.tolist())), abs=1e-5)
 
 
+def test_predict_takes_a_model_config_with_weights(images):
+    result = run_here("-m", "zoo", "predict", "lenet5", str(images / "gray.png"), "--weights", "lenet5_mnist",
+                      "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["source"] == "lenet5 with lenet5_mnist weights" and len(report["predictions"][0]["top"]) == 5
+
+
 def test_predict_errors(images, tmp_path):
     assert_one_line_error(run("-m", "zoo", "predict", "lenet5_mnst", str(images)), "unknown preset 'lenet5_mnst'",
                           "did you mean 'lenet5_mnist'")
     assert_one_line_error(run("-m", "zoo", "predict", "lenet5_mnist", str(images), "--top", "0"), "--top")
+    assert_one_line_error(run("-m", "zoo", "predict", "lenet_5", str(images), "--weights", "torchvision"),
+                          "unknown model 'lenet_5'", "did you mean 'lenet5'")
     result = run_here("-m", "zoo", "predict", "lenet5_mnist", str(images / "cut.png"))
     assert result.returncode == 2 and "0 image(s) classified" in result.stderr and "Traceback" not in result.stderr

@@ -147,3 +147,26 @@ def test_a_pth_file_for_a_model_of_no_name_is_refused(tmp_path):
     with pytest.raises(WeightsError, match="holds weights only; name the model"):
         (tmp_path / "x.pth").write_bytes(b"")
         open_weights(tmp_path / "x.pth")
+
+
+def test_zoo_load_with_torchvision_weights_classifies_into_imagenet_classes(tmp_path):
+    import zoo
+
+    _, path = torchvision_state("resnet18", tmp_path)
+    classifier = zoo.load("resnet18", weights=str(path))
+    assert len(classifier.class_names) == 1000 and classifier.class_names[:2] == ["tench", "goldfish"]
+    assert classifier.preprocessing.resize == 256 and classifier.preprocessing.image_size == (224, 224)
+    image = np.random.default_rng(0).integers(0, 256, (300, 400, 3), np.uint8)
+    assert classifier.prepare(image).shape == (224, 224, 3)  # short side to 256, the centre 224 crop
+    probabilities = classifier.predict([image])
+    assert probabilities.shape == (1, 1000) and abs(probabilities.sum() - 1) < 1e-4
+
+
+def test_zoo_load_with_weights_that_carry_no_classes_is_one_line(tmp_path):
+    import zoo
+    from zoo.common.errors import ZooError
+
+    path = tmp_path / "resnet20.weights.h5"
+    create_model("resnet20", verbose=False).save_weights(path)
+    with pytest.raises(ZooError, match="carry no preprocessing or class names"):
+        zoo.load("resnet20", weights=str(path))

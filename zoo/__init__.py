@@ -38,12 +38,15 @@ if TYPE_CHECKING:
 __all__ = ["build_model", "create_model", "get_preset", "list_models", "list_presets", "load", "load_model_config"]
 
 
-def load(source: str) -> "Classifier":
+def load(source: str, weights: str | None = None) -> "Classifier":
     """A preset, a run directory or an artifact (SavedModel, .keras, .tflite, .onnx), ready for uint8
-    images of any size: `load(SOURCE).predict(images)` -> probabilities; `.class_names`, `.top_k`."""
+    images of any size: `load(SOURCE).predict(images)` -> probabilities; `.class_names`, `.top_k`.
+    With `weights`, SOURCE is a model config and the weights are what `create_model` takes:
+    `load("resnet18", weights="torchvision")` classifies into ImageNet's classes, resizing and cropping
+    as torchvision evaluates its weights."""
     from zoo.common.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from zoo.deploy.classifier import load_classifier
 
-    return load_classifier(source)
+    return load_classifier(source, weights)

@@ -185,11 +185,14 @@ def publish_command(args: argparse.Namespace) -> int:
 
 
 def _predict_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="a preset, a run directory, or an artifact (SavedModel, .keras, .tflite, .onnx)")
+    parser.add_argument("source", help="a preset, a run directory, or an artifact (SavedModel, .keras, .tflite, .onnx); "
+                                       "with --weights, a model config")
     parser.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER",
                         help="image files (PNG, JPEG, GIF, BMP, any size and mode) or folders, walked recursively")
     parser.add_argument("--top", type=int, default=5, help="how many classes per image (default: 5)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--weights", help="weights for the model config SOURCE, as create_model takes them: "
+                                          "torchvision (ImageNet), a .pth file, a preset...")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help='print {"predictions": [...], "unreadable": [...]}')
     output.add_argument("--csv", metavar="PATH", help="also write one row per image to PATH")
@@ -204,13 +207,17 @@ def predict_command(args: argparse.Namespace) -> int:
     for name in ("top", "batch_size"):
         if getattr(args, name) < 1:
             raise ZooError(f"--{name.replace('_', '-')}: expected a positive integer, received {getattr(args, name)}")
-    if names_a_preset(args.source):
-        get_preset(args.source)  # a mistyped name is answered before TensorFlow's 3 s import
+    if args.weights is not None:
+        from zoo.models.config import load_model_config
+
+        load_model_config(args.source)  # a mistyped name is answered before TensorFlow's 3 s import
+    elif names_a_preset(args.source):
+        get_preset(args.source)
     import_tensorflow_quietly()
     from zoo.cli.predict import predict
 
     return predict(args.source, args.images, top=args.top, batch_size=args.batch_size, as_json=args.json,
-                   csv_path=args.csv)
+                   csv_path=args.csv, weights=args.weights)
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:

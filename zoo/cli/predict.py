@@ -30,8 +30,8 @@ def one_image_latency(classifier: Classifier) -> Latency:
 
 
 def predict(source: str, images: list[str], *, top: int = 5, batch_size: int = 64, as_json: bool = False,
-            csv_path: str | None = None) -> int:
-    classifier = load_classifier(source)
+            csv_path: str | None = None, weights: str | None = None) -> int:
+    classifier = load_classifier(source, weights)
     top = min(top, len(classifier.class_names))
     failed: list[tuple[Path, str]] = []
     rows, progress = [], sys.stderr.isatty()

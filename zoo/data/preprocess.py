@@ -1,5 +1,10 @@
 """The preprocessing every model input goes through: resize, scale to [0, 1], normalise.
 
+`resize` (torchvision's ImageNet evaluation, which its weights' accuracies are measured with): an image
+not at the model's size has its short side resized to `resize` and the centre `image_size` cropped,
+instead of being resized to `image_size` whole. An image already at the model's size is taken as
+prepared, so preparing twice changes nothing.
+
 One definition serves the training pipeline (zoo.data.pipeline) and the SavedModel's serving function
 (zoo.deploy.export), so a served model sees exactly what it was trained on.
 """
@@ -29,6 +34,7 @@ class Preprocessing:
     channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    resize: int | None = None  # short side resized to this, then the centre image_size crop
 
     def resize_uint8(self, image: tf.Tensor) -> tf.Tensor:
         """One or a batch of uint8 images at `image_size` (unchanged if already that size), still uint8."""
@@ -48,13 +54,33 @@ class Preprocessing:
         return self.normalize(images)
 
     def _resize(self, images: tf.Tensor) -> tf.Tensor:
+        if self.resize:
+            return self._resize_and_crop(images)
         resized = tf.image.resize(images, self.image_size, antialias=True)
         return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
+    def _resize_and_crop(self, images: tf.Tensor) -> tf.Tensor:
+        """torchvision's Resize(resize) then CenterCrop(image_size), on uint8 images of any size."""
+        shape = tf.shape(images)
+        height, width = shape[-3], shape[-2]
+        short = tf.minimum(height, width)
+        # Resize(int) keeps the aspect: the long side becomes int(resize * long / short)
+        new_height = tf.where(height == short, self.resize, self.resize * height // short)
+        new_width = tf.where(width == short, self.resize, self.resize * width // short)
+        resized = tf.image.resize(images, tf.stack([new_height, new_width]), antialias=True)
+        resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+        # CenterCrop's offsets: round((size - crop) / 2), halves to even as Python's round
+        crop_height, crop_width = self.image_size
+        top = tf.cast(tf.round(tf.cast(new_height - crop_height, tf.float32) / 2), tf.int32)
+        left = tf.cast(tf.round(tf.cast(new_width - crop_width, tf.float32) / 2), tf.int32)
+        return resized[..., top:top + crop_height, left:left + crop_width, :]
+
     @classmethod
     def from_json(cls, data: dict) -> "Preprocessing":
-        return cls(tuple(data["image_size"]), data["channels"], tuple(data["mean"]), tuple(data["std"]))
+        return cls(tuple(data["image_size"]), data["channels"], tuple(data["mean"]), tuple(data["std"]),
+                   data.get("resize"))
 
     def to_json(self) -> dict:
-        return {"image_size": list(self.image_size), "channels": self.channels,
-                "mean": list(self.mean), "std": list(self.std)}
+        found = {"image_size": list(self.image_size), "channels": self.channels,
+                 "mean": list(self.mean), "std": list(self.std)}
+        return {**found, "resize": self.resize} if self.resize else found

@@ -66,11 +66,14 @@ def decode_file(path: Path, channels: int) -> np.ndarray:
     return to_channels(image, channels).numpy()
 
 
-def load_classifier(source: str | Path) -> Classifier:
-    """A preset's, a run directory's or an artifact's model, ready for uint8 images."""
+def load_classifier(source: str | Path, weights: str | Path | None = None) -> Classifier:
+    """A preset's, a run directory's or an artifact's model, ready for uint8 images; with `weights`, `source`
+    is a model config and `weights` what `create_model` takes (`torchvision`, a .pth, a preset...)."""
     from zoo.models.presets import names_a_preset
 
     text = str(source)
+    if weights is not None:
+        return _config_classifier(text, weights)
     if names_a_preset(text):
         return _preset_classifier(text)
     path = Path(text)
@@ -96,6 +99,18 @@ def _preset_classifier(name: str) -> Classifier:
     model = create_model(preset.model_config, weights=name, verbose=False)
     preprocessing = Preprocessing.from_json(preset.preprocessing)
     return Classifier(name, "preset", preset.class_names, preprocessing, compiled_predict(model, preprocessing))
+
+
+def _config_classifier(config: str, weights: str | Path) -> Classifier:
+    from zoo.models.create import create_model
+
+    model = create_model(config, weights=weights, verbose=False)
+    if not model.preprocessing or not model.class_names:
+        raise ZooError(f"weights {str(weights)!r} for {config}: they carry no preprocessing or class names to "
+                       "classify images with (expected a preset, a run, or torchvision's ImageNet weights)")
+    preprocessing = Preprocessing.from_json(model.preprocessing)
+    return Classifier(f"{config} with {weights} weights", "keras", model.class_names, preprocessing,
+                      compiled_predict(model, preprocessing))
 
 
 def image_files(paths: Iterable[str | Path]) -> Iterator[Path]:

@@ -23,7 +23,8 @@ from zoo.models.config import ModelConfig, load_model_config, shipped_model_conf
 from zoo.models.presets import (WEIGHTS_SUFFIX, Preset, PresetError, file_sha256, get_preset, list_presets,
                                 names_a_preset)
 from zoo.models.torchvision_weights import preprocessing as torchvision_preprocessing
-from zoo.models.torchvision_weights import check_hash_prefix, classes_in, load_state_dict, read_state_dict, require_twin
+from zoo.models.torchvision_weights import (check_hash_prefix, classes_in, imagenet_class_names, load_state_dict,
+                                            read_state_dict, require_twin)
 from zoo.models.torchvision_weights import fetch as fetch_torchvision
 
 if TYPE_CHECKING:
@@ -203,8 +204,9 @@ def _open_torchvision(path: Path, config: ModelConfig) -> _Weights:
     saved = config.with_overrides(num_classes=classes_in(state))
     model = build_model(saved)
     load_state_dict(model, saved, state)
+    names = imagenet_class_names()  # a .pth of another class count is someone's fine-tuning: classes unknown
     return _Weights(model, saved, f"torchvision {twin.model} ({path.name})", sha256, torchvision_preprocessing(config),
-                    None)
+                    names if saved.num_classes == len(names) else None)
 
 
 def _fetch(url: str) -> Path:

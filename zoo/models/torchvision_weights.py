@@ -55,12 +55,16 @@ def twin_configs() -> list[str]:
 
 
 def preprocessing(config: ModelConfig) -> dict:
-    """What the twin's weights expect: the twin's mean and std at the config's size; `resize` records that
-    torchvision evaluates them on the centre crop of images resized to 256 (zoo.load and predict resize
-    to the model's size instead: the crop is not applied yet)."""
+    """What the twin's weights expect: the twin's mean and std at the config's size, and torchvision's
+    evaluation resize: the short side to 256, then the centre crop (zoo.data.preprocess applies it)."""
     twin = require_twin(config)
     return {"image_size": list(config.input_shape[:2]), "channels": 3, "mean": list(twin.mean),
             "std": list(twin.std), "resize": RESIZE}
+
+
+def imagenet_class_names() -> list[str]:
+    """ImageNet-1k's 1,000 class names in class-index order, as torchvision's weights name them."""
+    return (Path(__file__).parent / "imagenet_classes.txt").read_text().splitlines()
 
 
 def fetch(config: ModelConfig) -> Path:
