@@ -13,8 +13,15 @@ SOURCE_DIR = Path(__file__).resolve().parents[2]  # the checkout holding the zoo
 
 
 def command_line() -> str:
-    """The command as typed, give or take quoting: `train.py configs/x.yaml --set ...`."""
-    return shlex.join([Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]])
+    """The command as typed, give or take quoting: `train.py configs/x.yaml --set ...`, `python -m zoo train ...`."""
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if program is None:
+        words = ["python"]
+    elif program.name == "__main__.py":  # python -m PACKAGE
+        words = ["python", "-m", program.parent.name]
+    else:
+        words = [program.name]
+    return shlex.join([*words, *sys.argv[1:]])
 
 
 def source_commit() -> str | None:
