@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXPERIMENT ?= configs/experiments/default.yaml
 
-.PHONY: train test bench readme ablations clean
+.PHONY: train test bench comparison readme ablations clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py --json benchmarks/latest.json
 	$(BIN)/python benchmarks/serving.py --json benchmarks/serving.json
 	$(BIN)/python benchmarks/torchvision_parity.py --json benchmarks/torchvision_parity.json
+
+# The families side by side on CIFAR-10 (docs/comparison/): every CIFAR-10 config with its preset where one
+# ships, every export format beside PyTorch eager of the same network. Run it on an idle machine.
+comparison: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench,test,export]'
+	$(BIN)/python benchmarks/comparison.py --out docs/comparison
 
 # Regenerates the models, ImageNet weights and presets tables in README.md from the configs and model cards.
 readme: $(STAMP)

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from unittest import mock
 
 import numpy as np
@@ -42,6 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import checked_models, describe_machine  # noqa: E402  (benchmarks/run.py)
 from zoo.common.errors import ZooError, exits_cleanly  # noqa: E402
 from zoo.common.quiet import import_tensorflow_quietly  # noqa: E402
+
+if TYPE_CHECKING:
+    import keras
 
 # Each model's preset; None where none is trained yet: the config's own random weights then (speed does not
 # depend on the weights' values, and int8 calibrates on random pixels anyway)
@@ -58,17 +61,15 @@ class Row:
     latency_ms: list[float] = dataclasses.field(default_factory=list)
     p90_ms: list[float] = dataclasses.field(default_factory=list)
     images_per_sec: list[float] = dataclasses.field(default_factory=list)
+    bytes: int | None = None  # the exported artifact's size on disk
 
 
-def torch_predict(model_name: str, mean, std, channels_last: bool) -> Callable[[np.ndarray], object]:
-    import reference_torch
+def torch_predict(network, mean, std, channels_last: bool) -> Callable[[np.ndarray], object]:
+    """`network` (NCHW logits) as serving runs it: uint8 NHWC images in, normalised, softmax out."""
     import torch
 
-    factory, _ = reference_torch.MODELS[model_name]
-    torch.manual_seed(0)
-    network = factory().eval()
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    network = network.to(memory_format=layout)
+    network = network.eval().to(memory_format=layout)
     mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
 
@@ -77,6 +78,16 @@ def torch_predict(model_name: str, mean, std, channels_last: bool) -> Callable[[
             x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255).sub_(mean).div_(std)
             return torch.softmax(network(x.contiguous(memory_format=layout)), dim=-1).numpy()
     return predict
+
+
+def reference_network(model_name: str):
+    """The bench's hand-written PyTorch network of `model_name` (reference_torch), random weights."""
+    import reference_torch
+    import torch
+
+    factory, _ = reference_torch.MODELS[model_name]
+    torch.manual_seed(0)
+    return factory()
 
 
 def cast_only_saved_model(path: Path, channels: int) -> Callable[[np.ndarray], object]:
@@ -91,9 +102,12 @@ def cast_only_saved_model(path: Path, channels: int) -> Callable[[np.ndarray], o
     return lambda images: serving(images=tf.constant(images))["probabilities"].numpy()
 
 
-def build_rows(model_name: str, folder: Path, skipped: list[str]) -> list[Row]:
-    """Every row of one model: its preset exported in every format (and the two diagnostic SavedModels),
-    and PyTorch eager in both layouts."""
+def build_rows(model_name: str, folder: Path, skipped: list[str], preset_name: str | None = None,
+               torch_network: Callable[["keras.Model"], object] | None = None,
+               diagnostics: bool = True) -> list[Row]:
+    """Every row of one model (a config's name): its preset (`preset_name`, else the config's random weights)
+    exported in every format, with `diagnostics` the two diagnostic SavedModels, and PyTorch eager in both
+    layouts: `torch_network(model)`'s network, by default the bench's hand-written one."""
     from zoo.data.preprocess import Preprocessing
     from zoo.deploy.artifact import Source
     from zoo.deploy.export import export_artifact
@@ -101,8 +115,8 @@ def build_rows(model_name: str, folder: Path, skipped: list[str]) -> list[Row]:
     from zoo.models.create import create_model
     from zoo.models.presets import get_preset
 
-    if PRESETS[model_name]:
-        preset = get_preset(PRESETS[model_name])
+    if preset_name:
+        preset = get_preset(preset_name)
         preprocessing = Preprocessing.from_json(preset.preprocessing)
         model = create_model(preset.model_config, weights=preset.name, verbose=False)
         class_names, dataset = preset.class_names, preset.card["dataset"]
@@ -122,31 +136,42 @@ def build_rows(model_name: str, folder: Path, skipped: list[str]) -> list[Row]:
         except ZooError as error:  # a missing runtime: the export extra
             skipped.append(f"{model_name}: {name} ({error})")
             continue
-        rows.append(Row(model_name, name, open_artifact(folder / model_name / get(name).filename).predict))
-    with mock.patch("zoo.deploy.graph.batch_norm_folded", lambda model: model):
-        export_artifact("saved_model", source, folder / model_name / "unfolded", images[:32])
-    rows.append(Row(model_name, "saved_model, batch norm not folded",
-                    open_artifact(folder / model_name / "unfolded").predict))
-    rows.append(Row(model_name, "saved_model that only casts its input (the call's floor)",
-                    cast_only_saved_model(folder / model_name / "cast_only", preprocessing.channels)))
+        row = Row(model_name, name, open_artifact(folder / model_name / get(name).filename).predict)
+        row.bytes = path_bytes(folder / model_name / get(name).filename)
+        rows.append(row)
+    if diagnostics:
+        with mock.patch("zoo.deploy.graph.batch_norm_folded", lambda model: model):
+            export_artifact("saved_model", source, folder / model_name / "unfolded", images[:32])
+        rows.append(Row(model_name, "saved_model, batch norm not folded",
+                        open_artifact(folder / model_name / "unfolded").predict))
+        rows.append(Row(model_name, "saved_model that only casts its input (the call's floor)",
+                        cast_only_saved_model(folder / model_name / "cast_only", preprocessing.channels)))
     try:
-        import reference_torch  # noqa: F401
+        import reference_torch  # noqa: F401  (its import also matches PyTorch's instructions to TensorFlow's)
     except ImportError:
         skipped.append(f"{model_name}: PyTorch rows (torch is not installed: pip install -e '.[bench]')")
     else:
+        network = torch_network(model) if torch_network else reference_network(model_name)
         for name, channels_last in zip(PYTORCH, (False, True)):
-            rows.append(Row(model_name, name, torch_predict(model_name, preprocessing.mean, preprocessing.std,
+            rows.append(Row(model_name, name, torch_predict(network, preprocessing.mean, preprocessing.std,
                                                             channels_last)))
     return rows
 
 
-def measure(row: Row, images: np.ndarray) -> None:
+def path_bytes(path: Path) -> int:
+    """A file's size, or a folder's (a SavedModel) in all."""
+    return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def measure(row: Row, images: np.ndarray, seconds: float = 2.0) -> None:
+    """One round of a row: batch-1 latency (up to 200 calls or `seconds`), batch-64 images/s (up to 30 calls
+    or 1.5 x `seconds`)."""
     from zoo.deploy.speed import images_per_second, latency
 
-    one = latency(row.predict, images[:1], calls=200, seconds=2.0)
+    one = latency(row.predict, images[:1], calls=200, seconds=seconds)
     row.latency_ms.append(one.median_ms)
     row.p90_ms.append(one.p90_ms)
-    row.images_per_sec.append(images_per_second(row.predict, images, calls=30, seconds=3.0))
+    row.images_per_sec.append(images_per_second(row.predict, images, calls=30, seconds=1.5 * seconds))
 
 
 def spread(values: list[float], digits: int) -> str:
@@ -212,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="zoo-serving-") as folder:
-        rows = [row for model in models for row in build_rows(model, Path(folder), skipped)]
+        rows = [row for model in models for row in build_rows(model, Path(folder), skipped, PRESETS[model])]
         from zoo.models.config import load_model_config
 
         batches = {model: np.random.default_rng(1).integers(0, 256, (BATCH, *load_model_config(model).input_shape),

@@ -135,3 +135,31 @@ def test_torchvision_parity_without_torch_is_one_line(monkeypatch):
     assert_one_line_error(run_here("benchmarks/torchvision_parity.py"), "torchvision_parity needs torch and "
                           "torchvision", "pip install -e '.[bench]'")
 
+
+
+def test_comparison_writes_the_report_of_a_family_with_its_preset(tmp_path):
+    pytest.importorskip("torch", reason="the comparison's PyTorch rows need the bench extra: pip install -e '.[bench]'")
+    import csv
+    import json
+
+    from zoo.deploy.formats import FORMATS
+
+    result = run_here("benchmarks/comparison.py", "--models", "lenet5_cifar", "--rounds", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "README.md").read_text()
+    assert "| LeNet-5 | `lenet5_cifar` | 62,006 | 0.65M | `lenet5_cifar10` | 70.89% |" in report
+    for name in [*FORMATS, "pytorch eager NCHW", "pytorch eager channels_last"]:
+        assert f"| LeNet-5 | {name} | " in report
+    summary = json.loads((tmp_path / "comparison.json").read_text())["models"][0]
+    assert summary["torch_max_difference"] < 1e-5  # the twin with the preset's weights computes what it computes
+    assert set(summary["bytes"]) == set(FORMATS) and all(size > 0 for size in summary["bytes"].values())
+    with open(tmp_path / "comparison.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == len(FORMATS) + 2
+    assert (tmp_path / "accuracy_vs_macs.png").stat().st_size > 0
+    assert (tmp_path / "accuracy_vs_latency.png").stat().st_size > 0
+
+
+def test_comparison_without_torch_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as in CI: the bench extra is not installed
+    assert_one_line_error(run_here("benchmarks/comparison.py", "--models", "lenet5_cifar"),
+                          "the comparison needs PyTorch", "pip install -e '.[bench]'")
