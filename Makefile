@@ -46,7 +46,7 @@ clean:
 
 # Runs the shipped ablations (needs TFDS_DATA_DIR with MNIST and CIFAR-10) and copies their
 # reports, as the tool wrote them, into docs/ablations/.
-ABLATIONS := lenet5_kernel_stride conv_types stacked_3x3 bottleneck_1x1 transfer_50 transfer_500 recipe resnet20_25epochs
+ABLATIONS := lenet5_kernel_stride conv_types stacked_3x3 bottleneck_1x1 transfer_50 transfer_500 recipe resnet20_25epochs equal_budget
 ablations: $(STAMP)
 	for name in $(ABLATIONS); do \
 	  $(BIN)/python train.py configs/ablations/$$name.yaml --workdir runs/ablations/$$name && \
