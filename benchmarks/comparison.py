@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -46,12 +47,15 @@ from zoo.common import files  # noqa: E402
 from zoo.common.errors import ZooError, exits_cleanly  # noqa: E402
 from zoo.common.quiet import import_tensorflow_quietly  # noqa: E402
 
+if TYPE_CHECKING:
+    import keras
+    import torch
+
 # Each family's CIFAR-10 configs, smallest first
 MODELS = {"lenet5_cifar": "LeNet-5", "alexnet_cifar": "AlexNet", "vgg11_bn_cifar": "VGG-11-BN",
           "vgg16_bn_cifar": "VGG-16-BN", "googlenet_cifar": "GoogLeNet", "resnet20": "ResNet-20",
           "resnet32": "ResNet-32", "resnet44": "ResNet-44", "resnet56": "ResNet-56"}
 DATASET = "cifar10"
-FORMAT_COLUMNS = ("saved_model", "keras", "litert", "litert_int8", "onnx")
 
 
 def cifar10_preset(config_name: str) -> str | None:
@@ -67,7 +71,7 @@ def cifar10_preset(config_name: str) -> str | None:
     return max(found)[1] if found else None
 
 
-def twin_with_weights(config_name: str, preset_name: str | None):
+def twin_with_weights(config_name: str, preset_name: str | None) -> "Callable[[keras.Model], torch.nn.Module]":
     """A function of the Keras model: the PyTorch eager twin of the preset's (or the config's) model, its
     weights copied in."""
     from zoo.models.presets import get_preset
@@ -118,9 +122,11 @@ def _mb(value: int | None) -> str:
 
 
 def families_table(summaries: list[dict]) -> str:
+    from zoo.deploy.formats import FORMATS
+
     lines = ["| family | config | parameters | MACs | preset | test top-1 | top-5 | epochs | training "
-             "wall time | training images/s | " + " | ".join(f"{name} MB" for name in FORMAT_COLUMNS) + " |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|" + "---:|" * len(FORMAT_COLUMNS)]
+             "wall time | training images/s | " + " | ".join(f"{name} MB" for name in FORMATS) + " |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|" + "---:|" * len(FORMATS)]
     for s in summaries:
         trained = s["preset"] is not None
         cells = [s["family"], f"`{s['model']}`", f"{s['params']:,}", f"{s['macs'] / 1e6:,.2f}M",
@@ -129,7 +135,7 @@ def families_table(summaries: list[dict]) -> str:
                  str(s.get("epochs") or "-"),
                  f"{s['wall_seconds'] / 60:.1f} min" if s.get("wall_seconds") else "-",
                  f"{s['train_images_per_sec']:,.0f}" if s.get("train_images_per_sec") else "-"]
-        cells += [_mb(s["bytes"].get(name)) for name in FORMAT_COLUMNS]
+        cells += [_mb(s["bytes"].get(name)) for name in FORMATS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -245,8 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/comparison", help="the folder the report is written to")
     args = parser.parse_args(argv)
     models = checked_models(args.models, MODELS)
+    if not models:
+        raise ZooError(f"--models: expected at least one of {', '.join(MODELS)}, received {args.models!r}")
     if args.rounds < 1:
         raise ZooError(f"--rounds: expected a positive number, received {args.rounds}")
+    out = Path(args.out)
+    try:  # before minutes of measuring, not after
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ZooError(f"--out: cannot write the report to {out} ({error.strerror})") from None
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -273,7 +286,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {round_ + 1} of {args.rounds}", flush=True)
             for row in rows:
                 measure(row, batches[row.model], seconds=1.0)
-    out = Path(args.out)
     command = " ".join(["python benchmarks/comparison.py", *(sys.argv[1:] if argv is None else argv)])
     write_report(out, rows, summaries, describe_machine(), args.rounds, command, skipped)
     print(families_table(summaries) + "\n\n" + inference_table(rows, summaries))

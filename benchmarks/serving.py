@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 from unittest import mock
 
 import numpy as np
@@ -45,6 +45,7 @@ from zoo.common.quiet import import_tensorflow_quietly  # noqa: E402
 
 if TYPE_CHECKING:
     import keras
+    import torch
 
 # Each model's preset; None where none is trained yet: the config's own random weights then (speed does not
 # depend on the weights' values, and int8 calibrates on random pixels anyway)
@@ -64,8 +65,10 @@ class Row:
     bytes: int | None = None  # the exported artifact's size on disk
 
 
-def torch_predict(network, mean, std, channels_last: bool) -> Callable[[np.ndarray], object]:
-    """`network` (NCHW logits) as serving runs it: uint8 NHWC images in, normalised, softmax out."""
+def torch_predict(network: "torch.nn.Module", mean: Sequence[float], std: Sequence[float],
+                  channels_last: bool) -> Callable[[np.ndarray], object]:
+    """`network` (NCHW logits) as serving runs it: uint8 NHWC images in, normalised, softmax out. The
+    network is moved to the layout in place: give each layout a network of its own."""
     import torch
 
     layout = torch.channels_last if channels_last else torch.contiguous_format
@@ -80,7 +83,7 @@ def torch_predict(network, mean, std, channels_last: bool) -> Callable[[np.ndarr
     return predict
 
 
-def reference_network(model_name: str):
+def reference_network(model_name: str) -> "torch.nn.Module":
     """The bench's hand-written PyTorch network of `model_name` (reference_torch), random weights."""
     import reference_torch
     import torch
@@ -103,11 +106,11 @@ def cast_only_saved_model(path: Path, channels: int) -> Callable[[np.ndarray], o
 
 
 def build_rows(model_name: str, folder: Path, skipped: list[str], preset_name: str | None = None,
-               torch_network: Callable[["keras.Model"], object] | None = None,
+               torch_network: Callable[["keras.Model"], "torch.nn.Module"] | None = None,
                diagnostics: bool = True) -> list[Row]:
     """Every row of one model (a config's name): its preset (`preset_name`, else the config's random weights)
     exported in every format, with `diagnostics` the two diagnostic SavedModels, and PyTorch eager in both
-    layouts: `torch_network(model)`'s network, by default the bench's hand-written one."""
+    layouts: `torch_network(model)`'s network (one per layout), by default the bench's hand-written one."""
     from zoo.data.preprocess import Preprocessing
     from zoo.deploy.artifact import Source
     from zoo.deploy.export import export_artifact
@@ -151,8 +154,8 @@ def build_rows(model_name: str, folder: Path, skipped: list[str], preset_name: s
     except ImportError:
         skipped.append(f"{model_name}: PyTorch rows (torch is not installed: pip install -e '.[bench]')")
     else:
-        network = torch_network(model) if torch_network else reference_network(model_name)
         for name, channels_last in zip(PYTORCH, (False, True)):
+            network = torch_network(model) if torch_network else reference_network(model_name)
             rows.append(Row(model_name, name, torch_predict(network, preprocessing.mean, preprocessing.std,
                                                             channels_last)))
     return rows

@@ -136,7 +136,6 @@ def test_torchvision_parity_without_torch_is_one_line(monkeypatch):
                           "torchvision", "pip install -e '.[bench]'")
 
 
-
 def test_comparison_writes_the_report_of_a_family_with_its_preset(tmp_path):
     pytest.importorskip("torch", reason="the comparison's PyTorch rows need the bench extra: pip install -e '.[bench]'")
     import csv

@@ -421,3 +421,21 @@ def test_unsafe_keras_file_is_refused_not_run(tmp_path):
     with pytest.raises(ZooError, match="Python code .* safe mode refuses"):
         zoo.create_model("lenet5", weights=tmp_path / "lambda.keras")
     assert_one_line_error(run_here("evaluate.py", str(tmp_path / "lambda.keras")), "lambda.keras")
+
+
+def test_a_saved_model_of_torchvision_style_weights_resizes_and_crops_inside(tmp_path):
+    """A model whose weights were evaluated on the centre crop of a resized image (torchvision's) is served
+    that way: any image in, its short side resized and its centre cropped inside the SavedModel."""
+    preprocessing = Preprocessing((16, 16), 3, (0.5,) * 3, (0.25,) * 3, resize=20)
+    model = build_model(tiny_config("conv", input_shape=(16, 16, 3)))
+    source = Source(model, preprocessing, ["a", "b", "c"], {"name": "zoo_patterns"})
+    export_artifact("saved_model", source, tmp_path / "saved_model",
+                    np.zeros((2, 16, 16, 3), np.uint8))
+    artifact = open_artifact(tmp_path / "saved_model")
+    assert artifact.preprocessing == preprocessing  # the resize travels in the metadata
+    image = np.random.default_rng(0).integers(0, 256, (1, 30, 40, 3), np.uint8)
+    serving = tf.saved_model.load(str(tmp_path / "saved_model")).signatures["serving_default"]
+    served = serving(images=tf.constant(image))["probabilities"].numpy()
+    resized = tf.cast(tf.round(tf.image.resize(image, (20, 26), antialias=True)), tf.uint8)  # int(20 * 40 / 30)
+    expected = keras_probabilities(model, preprocessing, resized[:, 2:18, 5:21].numpy())  # the centre 16x16
+    np.testing.assert_allclose(served, expected, atol=1e-5)

@@ -45,7 +45,9 @@ REFERENCE_COUNTS = {
     # (2,752 and 4,224), with two 512-unit hidden layers (2 x 262,656).
     "vgg11_bn_cifar": (None, 9_753_674),
     "vgg16_bn_cifar": (None, 15_249_354),
-    # PyTorch's count of its twin (zoo.models.torch_ops.TorchTwin), an independent implementation.
+    # By hand: stem 2,784; inception3a 41,200, 3b 97,664, 4a 94,512, 4b 112,776, 4c 128,024, 4d 151,872,
+    # 4e 217,856, 5a 261,632, 5b 361,968 (each convolution's weights and batch-norm scales and shifts);
+    # classifier 5,130.
     "googlenet_cifar": (None, 1_475_418),
 }
 

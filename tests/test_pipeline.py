@@ -105,3 +105,11 @@ def test_torchvision_resize_takes_the_short_side_to_256_in_a_batch_of_any_size()
     np.testing.assert_allclose(serve(images).numpy(), expected.numpy(), atol=1e-6)
     assert Preprocessing.from_json(preprocessing.to_json()) == preprocessing
     assert "resize" not in Preprocessing((2, 2), 1, (0.0,), (1.0,)).to_json()  # older cards read as they were
+
+
+def test_a_resize_smaller_than_the_crop_is_one_line():
+    from zoo.common.errors import ZooError
+
+    with pytest.raises(ZooError, match="resize: expected a short side of at least the 224x224 crop's 224 pixels, "
+                                       "received 200"):
+        Preprocessing((224, 224), 3, (0.5,) * 3, (0.25,) * 3, resize=200)

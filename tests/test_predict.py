@@ -87,5 +87,9 @@ def test_predict_errors(images, tmp_path):
     assert_one_line_error(run("-m", "zoo", "predict", "lenet5_mnist", str(images), "--top", "0"), "--top")
     assert_one_line_error(run("-m", "zoo", "predict", "lenet_5", str(images), "--weights", "torchvision"),
                           "unknown model 'lenet_5'", "did you mean 'lenet5'")
+    weights = tmp_path / "lenet5.weights.h5"  # weights alone: no classes or preprocessing to predict with
+    zoo.create_model("lenet5", verbose=False).save_weights(weights)
+    assert_one_line_error(run_here("-m", "zoo", "predict", "lenet5", str(images), "--weights", str(weights)),
+                          "carry no preprocessing or class names")
     result = run_here("-m", "zoo", "predict", "lenet5_mnist", str(images / "cut.png"))
     assert result.returncode == 2 and "0 image(s) classified" in result.stderr and "Traceback" not in result.stderr

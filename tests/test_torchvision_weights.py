@@ -170,3 +170,11 @@ def test_zoo_load_with_weights_that_carry_no_classes_is_one_line(tmp_path):
     create_model("resnet20", verbose=False).save_weights(path)
     with pytest.raises(ZooError, match="carry no preprocessing or class names"):
         zoo.load("resnet20", weights=str(path))
+
+
+def test_the_evaluation_resize_keeps_torchvisions_share_at_another_input_size():
+    from zoo.models.torchvision_weights import preprocessing
+
+    config = load_model_config("resnet18")
+    assert preprocessing(config)["resize"] == 256
+    assert preprocessing(config.with_overrides((320, 320, 3)))["resize"] == 366  # 320 * 256 / 224

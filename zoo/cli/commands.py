@@ -212,7 +212,7 @@ def predict_command(args: argparse.Namespace) -> int:
 
         load_model_config(args.source)  # a mistyped name is answered before TensorFlow's 3 s import
     elif names_a_preset(args.source):
-        get_preset(args.source)
+        get_preset(args.source)  # the same for a mistyped preset
     import_tensorflow_quietly()
     from zoo.cli.predict import predict
 

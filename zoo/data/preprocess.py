@@ -14,6 +14,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from zoo.common.errors import ZooError
+
 
 def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     """uint8 [..., h, w, c] with c in 1, 3, 4 -> `channels` (1 or 3): alpha dropped, grey repeated,
@@ -35,6 +37,11 @@ class Preprocessing:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     resize: int | None = None  # short side resized to this, then the centre image_size crop
+
+    def __post_init__(self) -> None:
+        if self.resize is not None and self.resize < max(self.image_size):
+            raise ZooError(f"resize: expected a short side of at least the {'x'.join(map(str, self.image_size))} "
+                             f"crop's {max(self.image_size)} pixels, received {self.resize}")
 
     def resize_uint8(self, image: tf.Tensor) -> tf.Tensor:
         """One or a batch of uint8 images at `image_size` (unchanged if already that size), still uint8."""
@@ -73,7 +80,7 @@ class Preprocessing:
         crop_height, crop_width = self.image_size
         top = tf.cast(tf.round(tf.cast(new_height - crop_height, tf.float32) / 2), tf.int32)
         left = tf.cast(tf.round(tf.cast(new_width - crop_width, tf.float32) / 2), tf.int32)
-        return resized[..., top:top + crop_height, left:left + crop_width, :]
+        return tf.image.crop_to_bounding_box(resized, top, left, crop_height, crop_width)  # a static crop size
 
     @classmethod
     def from_json(cls, data: dict) -> "Preprocessing":

@@ -1,10 +1,12 @@
 """A trained model ready for images: `zoo.load(SOURCE)` and `python -m zoo predict`.
 
 SOURCE is a preset name, a run directory (its SavedModel, else its model.keras) or any artifact
-(SavedModel, .keras, .tflite, .onnx). Whatever it is, `Classifier.predict` takes uint8 images of
+(SavedModel, .keras, .tflite, .onnx); or a model config with `weights` (what `create_model` takes,
+such as torchvision's ImageNet weights). Whatever it is, `Classifier.predict` takes uint8 images of
 any size, mode and number as the files hold them, and brings each to the model's input exactly as
 its weights were trained: decoded to the model's channels, resized with the training resize
-(antialiased), normalised with the mean and std the weights carry.
+(antialiased; for torchvision's weights the short side to 256 and the centre crop, as torchvision
+evaluates them), normalised with the mean and std the weights carry.
 """
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ def decode_file(path: Path, channels: int) -> np.ndarray:
     return to_channels(image, channels).numpy()
 
 
-def load_classifier(source: str | Path, weights: str | Path | None = None) -> Classifier:
+def load_classifier(source: str | Path, weights: str | None = None) -> Classifier:
     """A preset's, a run directory's or an artifact's model, ready for uint8 images; with `weights`, `source`
     is a model config and `weights` what `create_model` takes (`torchvision`, a .pth, a preset...)."""
     from zoo.models.presets import names_a_preset
@@ -101,7 +103,7 @@ def _preset_classifier(name: str) -> Classifier:
     return Classifier(name, "preset", preset.class_names, preprocessing, compiled_predict(model, preprocessing))
 
 
-def _config_classifier(config: str, weights: str | Path) -> Classifier:
+def _config_classifier(config: str, weights: str) -> Classifier:
     from zoo.models.create import create_model
 
     model = create_model(config, weights=weights, verbose=False)

@@ -2,7 +2,8 @@
 
 `trace` runs the config's blocks on any implementation of the block primitives: on
 `zoo.models.ops.AnalyticOps` it yields shapes, parameters and MACs (inspect, ablations), on
-`zoo.models.keras_ops.KerasOps` it yields Keras tensors (`build_model`).
+`zoo.models.keras_ops.KerasOps` it yields Keras tensors (`build_model`), on
+`zoo.models.torch_ops.TorchOps` the PyTorch twin (`TorchTwin`).
 """
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
 """The primitive operations blocks are written in, and their analytic implementation.
 
 Block factories never touch Keras directly: they call `ops.conv(...)`, `ops.batch_norm(...)`
-and so on. Two classes implement this interface:
+and so on. Three classes implement this interface:
 
 - `AnalyticOps` (here) works on `Shape`s: it computes output shapes with the convolution
   arithmetic out = floor((in + total_padding - dilation*(kernel-1) - 1) / stride) + 1, and
   accumulates parameters, multiply-accumulates (MACs) and the receptive field and jump, without
   importing TensorFlow. A size that would reach zero raises `ShapeError` before Keras is called.
 - `zoo.models.keras_ops.KerasOps` creates stock Keras layers with fixed names.
+- `zoo.models.torch_ops.TorchOps` creates the PyTorch modules of the same network (`TorchTwin`), for
+  benchmarks and parity checks against PyTorch; it needs torch.
 
 Because a block is written once against this interface, the analytic numbers and the real model
 cannot drift apart; tests check every block of every shipped config against Keras.

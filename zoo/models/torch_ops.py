@@ -8,20 +8,23 @@ hand-written network would: convolutions pad symmetrically inside the convolutio
 "same" is symmetric, and `flatten` flattens NCHW, so the dense layer after it takes its rows in CHW
 order. `copy_keras_weights(model, twin)` copies a Keras model's weights into the twin (kernels
 HWIO -> OIHW, those rows HWC -> CHW), so a test can check that the two compute the same function
-and a benchmark compares like with like. Needs torch (the `torch` extra).
+and a benchmark compares like with like. One primitive has no PyTorch twin: an average pool with
+TensorFlow's "same" padding where that padding is uneven (PyTorch averages over symmetric padding
+only); it is refused when the twin is built. Needs torch (the `torch` extra).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
 
 from zoo.common.errors import ZooError
 from zoo.models.config import ModelConfig, load_model_config
-from zoo.models.ops import pair, total_padding
+from zoo.models.ops import Pair, pair, total_padding
 
 if TYPE_CHECKING:
     import keras
@@ -65,15 +68,18 @@ class TorchOps:
         return Node(len(self.steps), example)
 
     def _module(self, name: str, module: nn.Module) -> nn.Module:
+        """`module`, registered under the Keras layer's name, in inference mode (batch norm on its running
+        statistics even while the examples are traced)."""
         self.modules[name] = module
-        return module
+        return module.eval()
 
     def shape(self, x: Node) -> tuple[int, ...]:
         """(H, W, C) or (features,), as the other implementations give it."""
         dims = tuple(x.example.shape[1:])
         return (*dims[1:], dims[0]) if len(dims) == 3 else dims
 
-    def _padding(self, x: Node, kernel, strides, dilation, padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    def _padding(self, x: Node, kernel: Pair, strides: Pair, dilation: Pair,
+                 padding: str | int | Pair) -> tuple[tuple[int, int], tuple[int, int]]:
         """(top, bottom), (left, right): TensorFlow's "same" puts an odd extra row at the bottom."""
         if isinstance(padding, str):
             sides = []
@@ -84,7 +90,7 @@ class TorchOps:
         height, width = pair(padding)
         return (height, height), (width, width)
 
-    def _padded(self, x: Node, name: str, sides, value: float = 0.0,
+    def _padded(self, x: Node, name: str, sides: tuple[tuple[int, int], tuple[int, int]], value: float = 0.0,
                 inside: bool = True) -> tuple[Node, tuple[int, int]]:
         """Symmetric padding is left to the operation (unless `inside` is False); otherwise a pad module first.
         Returns the padded value and the (height, width) padding left to the operation."""
@@ -94,8 +100,9 @@ class TorchOps:
         pad = self._module(f"{name}_pad", nn.ConstantPad2d((left, right, top, bottom), value))
         return self._record(pad, x), (0, 0)
 
-    def conv(self, x: Node, *, name: str, filters: int, kernel_size, strides=1, padding="same", dilation_rate=1,
-             groups: int = 1, use_bias: bool = True, separable: bool = False) -> Node:
+    def conv(self, x: Node, *, name: str, filters: int, kernel_size: int | Pair, strides: int | Pair = 1,
+             padding: str | int | Pair = "same", dilation_rate: int | Pair = 1, groups: int = 1, use_bias: bool = True,
+             separable: bool = False) -> Node:
         kernel, stride, dilation = pair(kernel_size), pair(strides), pair(dilation_rate)
         x, inside = self._padded(x, name, self._padding(x, kernel, stride, dilation, padding))
         channels = x.example.shape[1]
@@ -107,9 +114,9 @@ class TorchOps:
             layer = nn.Conv2d(channels, filters, kernel, groups=groups, bias=use_bias, **common)
         return self._record(self._module(f"{name}_conv", layer), x)
 
-    def pool(self, x: Node, *, name: str, kind: str, pool_size, strides, padding) -> Node:
-        kernel = pair(pool_size)
-        stride = pair(strides) if strides is not None else kernel
+    def pool(self, x: Node, *, name: str, kind: str, pool_size: int | Pair, strides: int | Pair,
+             padding: str | int | Pair) -> Node:
+        kernel, stride = pair(pool_size), pair(strides)
         sides = self._padding(x, kernel, stride, (1, 1), padding)
         same = padding == "same"
         if kind == "max":
@@ -117,13 +124,17 @@ class TorchOps:
             # integer padding before the pool, so there zeros can win
             x, inside = self._padded(x, name, sides, float("-inf") if same else 0.0, inside=same)
             return self._record(self._module(name, nn.MaxPool2d(kernel, stride, inside)), x)
-        (top, bottom), (left, right) = sides
-        if same and (top != bottom or left != right):
-            raise ZooError(f"{name}: an average pool with TensorFlow's 'same' padding averages over the image only, "
-                           "which PyTorch's AvgPool2d cannot do with uneven padding; received padding 'same'")
-        # "same" leaves the padding out of the average; Keras zero-pads an integer padding first, zeros counted
-        pool = nn.AvgPool2d(kernel, stride, (top, left), count_include_pad=not same)
-        return self._record(self._module(name, pool), x)
+        if same:  # the average is over the image's pixels only, which PyTorch does for even padding
+            (top, bottom), (left, right) = sides
+            if top != bottom or left != right:
+                raise ZooError(f"{name}: an average pool with TensorFlow's 'same' padding pads a "
+                               f"{'x'.join(map(str, x.example.shape[2:]))} map unevenly here (kernel {kernel}, stride "
+                               f"{stride}: rows {top} above and {bottom} below, columns {left} left and {right} "
+                               "right), which PyTorch's AvgPool2d cannot average over; expected even padding")
+            pool = nn.AvgPool2d(kernel, stride, (top, left), count_include_pad=False)
+            return self._record(self._module(name, pool), x)
+        x, _ = self._padded(x, name, sides, inside=False)  # Keras zero-pads first: the zeros count
+        return self._record(self._module(name, nn.AvgPool2d(kernel, stride)), x)
 
     def global_pool(self, x: Node, *, name: str, kind: str) -> Node:
         pool = nn.AdaptiveMaxPool2d(1) if kind == "max" else nn.AdaptiveAvgPool2d(1)
@@ -145,8 +156,7 @@ class TorchOps:
         return self._record(self._module(name, layer), x)  # softmax is left out: the twin returns logits
 
     def batch_norm(self, x: Node, *, name: str, epsilon: float) -> Node:
-        norm = nn.BatchNorm2d if x.example.dim() == 4 else nn.BatchNorm1d
-        return self._record(self._module(name, norm(x.example.shape[1], eps=epsilon)), x)
+        return self._record(self._module(name, nn.BatchNorm2d(x.example.shape[1], eps=epsilon)), x)
 
     def activation(self, x: Node, *, name: str, function: str) -> Node:
         return self._record(self._module(name, ACTIVATIONS[function]()), x)
@@ -190,12 +200,18 @@ class TorchTwin(nn.Module):
         for _ in trace(config, ops, ops.input(torch.zeros(1, channels, height, width))):
             pass
         self.steps, self.flattened = ops.steps, ops.flattened
+        # values no later step reads, dropped after each step as a hand-written forward lets them go
+        last_read = {index: position for position, step in enumerate(self.steps) for index in step.inputs}
+        self.released = [[index for index in step.inputs if last_read[index] == position]
+                         for position, step in enumerate(self.steps)]
         self.eval()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        values = [images]
-        for step in self.steps:
+        values: list[torch.Tensor | None] = [images]
+        for step, released in zip(self.steps, self.released):
             values.append(step.function(*(values[i] for i in step.inputs)))
+            for index in released:
+                values[index] = None
         return values[-1]
 
 
@@ -214,10 +230,9 @@ def copy_keras_weights(model: "keras.Model", twin: TorchTwin) -> None:
             target.copy_(torch.from_numpy(value))
 
 
-def _torch_layout(layer: "keras.layers.Layer", flattened: tuple[int, int, int] | None) -> list:
+def _torch_layout(layer: "keras.layers.Layer", flattened: tuple[int, int, int] | None) -> "list[np.ndarray]":
     """A Keras layer's weights in the order and layout of the twin's module's state_dict."""
     import keras
-    import numpy as np
 
     kind = type(layer).__name__
     if isinstance(layer, keras.layers.BatchNormalization):

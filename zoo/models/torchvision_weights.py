@@ -35,7 +35,8 @@ from zoo.models.config import ModelConfig
 if TYPE_CHECKING:
     import keras
 
-RESIZE = 256  # torchvision's ImageNet evaluation: the short side resized to 256, then the centre crop
+# torchvision's ImageNet evaluation: the short side resized to 256, then the centre 224 crop
+RESIZE, CROP = 256, 224
 # torchvision modules a config leaves out: GoogLeNet's auxiliary classifiers, used in training only
 LEFT_OUT = re.compile(r"^aux\d\.")
 HASH_PREFIX = re.compile(r"-([0-9a-f]{8,})\.pth$")
@@ -56,10 +57,13 @@ def twin_configs() -> list[str]:
 
 def preprocessing(config: ModelConfig) -> dict:
     """What the twin's weights expect: the twin's mean and std at the config's size, and torchvision's
-    evaluation resize: the short side to 256, then the centre crop (zoo.data.preprocess applies it)."""
+    evaluation resize: the short side to 256, then the centre crop (zoo.data.preprocess applies it); at
+    another input size the short side keeps the crop's share of it, 224/256, as torchvision's references
+    scale it."""
     twin = require_twin(config)
-    return {"image_size": list(config.input_shape[:2]), "channels": 3, "mean": list(twin.mean),
-            "std": list(twin.std), "resize": RESIZE}
+    size = list(config.input_shape[:2])
+    return {"image_size": size, "channels": 3, "mean": list(twin.mean), "std": list(twin.std),
+            "resize": round(max(size) * RESIZE / CROP)}
 
 
 def imagenet_class_names() -> list[str]:

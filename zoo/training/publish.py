@@ -98,7 +98,8 @@ def _card(name: str, description: str | None, run_dir: Path, summary: dict, meta
                      "train_accuracy": summary["metrics"].get("train_accuracy"),
                      "command": summary.get("command"), "commit": summary.get("commit"),
                      "precision": summary.get("precision"), "wall_seconds": summary.get("wall_seconds"),
-                     "train_images_per_sec": summary.get("train_images_per_sec"), "cpu": summary.get("cpu"), "recipe": experiment.to_dict()["train"]},
+                     "train_images_per_sec": summary.get("train_images_per_sec"),
+                     "cpu": summary.get("cpu"), "recipe": experiment.to_dict()["train"]},
         "params": analysis.params,
         "macs": analysis.macs,
     }
