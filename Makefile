@@ -31,10 +31,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/torchvision_parity.py --json benchmarks/torchvision_parity.json
 
 # The families side by side on CIFAR-10 (docs/comparison/): every CIFAR-10 config with its preset where one
-# ships, every export format beside PyTorch eager of the same network. Run it on an idle machine.
+# ships, every export format beside PyTorch eager of the same network, and the equal_budget study's
+# columns (make ablations writes them). Run it on an idle machine.
 comparison: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench,test,export]'
-	$(BIN)/python benchmarks/comparison.py --out docs/comparison
+	$(BIN)/python benchmarks/comparison.py --out docs/comparison --study docs/ablations/equal_budget/results.csv
 
 # Regenerates the models, ImageNet weights and presets tables in README.md from the configs and model cards.
 readme: $(STAMP)

@@ -157,8 +157,29 @@ def test_comparison_writes_the_report_of_a_family_with_its_preset(tmp_path):
     assert (tmp_path / "accuracy_vs_macs.png").stat().st_size > 0
     assert (tmp_path / "accuracy_vs_latency.png").stat().st_size > 0
 
+    study = tmp_path / "results.csv"  # the equal-budget study's columns join the measurement afterwards
+    study.write_text("variant,base,seed,eval_accuracy,images_per_sec,wall_seconds,status\n"
+                     "LeNet-5,lenet5_cifar,0,0.5,7000,250,ok\nLeNet-5,lenet5_cifar,1,0.52,6900,251,ok\n")
+    measured = (tmp_path / "comparison.json").read_text()
+    result = run_here("benchmarks/comparison.py", "--models", "lenet5_cifar", "--out", str(tmp_path), "--study",
+                      str(study), "--report-only")
+    assert result.returncode == 0, result.stderr
+    assert "| 51.00% ± 1.41 (2 seeds) | 6,950 |" in (tmp_path / "README.md").read_text()
+    assert (tmp_path / "comparison.json").read_text() == measured
+
 
 def test_comparison_without_torch_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # as in CI: the bench extra is not installed
     assert_one_line_error(run_here("benchmarks/comparison.py", "--models", "lenet5_cifar"),
                           "the comparison needs PyTorch", "pip install -e '.[bench]'")
+
+
+def test_comparison_arguments_are_checked_before_measuring(tmp_path):
+    assert_one_line_error(run_here("benchmarks/comparison.py", "--models", ""), "--models: expected at least one")
+    assert_one_line_error(run_here("benchmarks/comparison.py", "--study", str(tmp_path / "none.csv"), "--out",
+                                   str(tmp_path)), "--study: cannot read")
+    (tmp_path / "other.csv").write_text("variant,kernel_size,status\nk3,3,ok\n")
+    assert_one_line_error(run_here("benchmarks/comparison.py", "--study", str(tmp_path / "other.csv"), "--out",
+                                   str(tmp_path)), "--study: expected the results.csv of an ablation over model.base")
+    assert_one_line_error(run_here("benchmarks/comparison.py", "--report-only", "--out", str(tmp_path)),
+                          "--report-only: expected a comparison.json")
