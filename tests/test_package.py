@@ -65,8 +65,13 @@ def _zoo_objects() -> set[str]:
 
 def test_keras_loads_a_zoo_model_file_after_import_zoo_whichever_is_imported_first(tmp_path):
     for module in pkgutil.walk_packages(zoo.__path__, "zoo."):  # every registration the package holds
-        if module.name != "zoo.__main__":
+        if module.name == "zoo.__main__":
+            continue
+        try:
             __import__(module.name)
+        except ModuleNotFoundError as error:  # zoo.models.torch_ops needs the torch extra, which CI lacks
+            if error.name != "torch":
+                raise
     every = _zoo_objects()
     assert {"zoo>FusedBatchNormalization", "zoo>ChannelZeroPad", "zoo>LocalResponseNormalization",
             "zoo>WarmupSchedule"} <= every
