@@ -65,7 +65,7 @@ def publish(run_dir: str | Path, name: str, *, description: str | None = None,
         size = staging.stat().st_size
         if size > MAX_SHIPPED_BYTES:
             raise ZooError(f"{name}{WEIGHTS_SUFFIX} would be {size / 1e6:.2f} MB, over the "
-                           f"{MAX_SHIPPED_BYTES / 1e6:.0f} MB a preset shipped in the package may be; host it and "
+                           f"{MAX_SHIPPED_BYTES / 2**20:.0f} MB a preset shipped in the package may be; host it and "
                            "name its url in the card instead")
         card_path = _install(staging, weights_path, _card(name, description, run_dir, summary, metadata, result,
                                                           experiment, model_config, weights_path, staging, size))
