@@ -27,12 +27,24 @@ def test_every_shipped_preset_loads_offline_and_matches_its_card(name):
     card = preset.card
     path = preset.weights_file()  # checks the sha256
     assert path.stat().st_size == card["weights"]["bytes"] <= presets.MAX_SHIPPED_BYTES
+    assert stored_dtypes(path) == {card["weights"]["storage"]}
     model = zoo.create_model(card["model"]["name"], weights=name)
     assert model.output_shape[-1] == len(card["class_names"]) == len(model.class_names)
     assert list(model.input_shape[1:]) == [*card["preprocessing"]["image_size"], card["preprocessing"]["channels"]]
     assert analyze(preset.model_config).params == card["params"] == model.count_params()
     assert not model.weights_report.fresh and 0 < card["metrics"]["top5"] and card["metrics"]["top1"] <= 1
     assert card["training"]["command"] and card["training"]["commit"]
+
+
+def stored_dtypes(path) -> set[str]:
+    """The dtypes of a weights file's floating-point arrays."""
+    import h5py
+
+    found = set()
+    with h5py.File(path, "r") as weights:
+        weights.visititems(lambda _, item: found.add(str(item.dtype)) if isinstance(item, h5py.Dataset)
+                           and item.dtype.kind == "f" else None)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +75,26 @@ def test_publish_writes_a_card_with_measured_metrics_and_the_weights_hash(publis
     assert card["training"]["experiment"] == "default" and card["training"]["epochs"] == 2
     assert not list((root / "run").glob("evaluation-*"))  # publish evaluated in a scratch folder, not in the run
     assert not [p for p in (root / "presets").iterdir() if p.name.startswith(".")]  # nothing half-written
+
+
+def test_float16_storage_halves_the_file_and_measures_what_it_costs(published, tmp_path, monkeypatch):
+    root, float32_card = published
+    card_path = publish(root / "run", "tiny_patterns", directory=tmp_path, storage="float16")
+    card, reference = yaml.safe_load(card_path.read_text()), yaml.safe_load(float32_card.read_text())
+    weights = tmp_path / card["weights"]["file"]
+    assert stored_dtypes(weights) == {"float16"} and card["weights"]["storage"] == "float16"
+    assert card["weights"]["bytes"] == weights.stat().st_size < 0.6 * reference["weights"]["bytes"]
+    assert card["metrics"]["float32_top1"] == reference["metrics"]["top1"]  # the run's own figure, beside
+    assert abs(card["metrics"]["top1"] - card["metrics"]["float32_top1"]) <= 0.02
+    assert "as stored (float16)" in card["metrics"]["measured"]
+    monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
+    model = zoo.create_model("lenet5", weights="tiny_patterns")  # Keras casts the float16 arrays on loading
+    trained = keras.saving.load_model(root / "run" / "model.keras", compile=False)
+    assert all(w.dtype == "float32" for w in model.weights)
+    for loaded, original in zip(model.weights, trained.weights):
+        np.testing.assert_array_equal(loaded.numpy(), original.numpy().astype(np.float16).astype(np.float32))
+    with pytest.raises(ZooError, match="--storage: expected one of float32, float16, received 'int8'"):
+        publish(root / "run", "tiny_patterns", directory=tmp_path, storage="int8")
 
 
 def test_create_model_from_a_preset_predicts_as_the_run_did(published, preset_dir):

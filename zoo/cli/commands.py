@@ -16,6 +16,7 @@ from typing import Callable
 from zoo.common.errors import exits_cleanly
 from zoo.common.quiet import import_tensorflow_quietly
 from zoo.experiment import EXPORT_FORMATS, check_export_format
+from zoo.models.presets import STORAGE
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -171,6 +172,9 @@ def _publish_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="the preset's name, e.g. resnet20_cifar10")
     parser.add_argument("--description", help="one line for the catalogue (default: model, dataset, experiment)")
     parser.add_argument("--out", help="where the card and weights go (default: the package's zoo/models/presets/)")
+    parser.add_argument("--storage", default="float32", choices=STORAGE,
+                        help="the weights file's dtype; float16 halves it, and the card measures what that costs "
+                             "(default: float32)")
 
 
 @command("publish", "turn a finished run into a preset: its weights and a model card", _publish_arguments)
@@ -179,7 +183,7 @@ def publish_command(args: argparse.Namespace) -> int:
     from zoo.training.publish import publish
 
     card = publish(args.run_dir, args.name, description=args.description,
-                   directory=Path(args.out) if args.out else None)
+                   directory=Path(args.out) if args.out else None, storage=args.storage)
     print(f"{card}\n{card.with_name(args.name + '.weights.h5')}")
     return 0
 

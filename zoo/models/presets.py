@@ -1,13 +1,13 @@
 """The zoo's trained weights as presets: a weights file and its model card, loadable offline.
 
 A preset is data, not code: `presets/NAME.yaml` (the data folder beside this module), its card,
-beside `NAME.weights.h5`, both shipped inside the package (files of at most 2 MB; a larger one
-names a `url` instead, which Keras's `get_file` fetches once, checks against the card's sha256
-and caches). The card carries what using the weights right depends on, as torchvision's weights
-enums do: the model config,
-the dataset and splits, the class names, the preprocessing (size, channels, mean, std), the
-measured top-1/top-5 and how they were measured, the experiment, command and commit that
-trained them, parameters, MACs, file size and sha256. `python -m zoo publish RUN_DIR --name NAME`
+beside `NAME.weights.h5`, both shipped inside the package (files of at most 2 MiB, float32 or,
+where that is over, float16; a larger one names a `url` instead, which Keras's `get_file` fetches
+once, checks against the card's sha256 and caches). The card carries what using the weights right
+depends on, as torchvision's weights enums do: the model config, the dataset and splits, the
+class names, the preprocessing (size, channels, mean, std), the measured top-1/top-5 and how they
+were measured, the experiment, command and commit that trained them, parameters, MACs, file size,
+storage dtype and sha256. `python -m zoo publish RUN_DIR --name NAME`
 writes one (zoo.training.publish); `python -m zoo presets` lists them.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from zoo.models.config import ModelConfig, validate_model
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 WEIGHTS_SUFFIX = ".weights.h5"
 MAX_SHIPPED_BYTES = 2 * 1024 * 1024
+STORAGE = ("float32", "float16")  # a weights file's dtype (the card's weights.storage); Keras casts on loading
 CARD_KEYS = ("name", "description", "model", "weights", "dataset", "class_names", "preprocessing", "metrics",
              "training", "params", "macs")
 
