@@ -304,7 +304,7 @@ def _accuracy_against_macs(workdir: Path, axes: list[str], summaries: list[repea
     figure, plot = plt.subplots(figsize=(6, 4))
     for s in summaries:
         plot.errorbar(s.first["macs"], s.mean, yerr=s.std, marker="o", capsize=3)
-        plot.annotate(",".join(str(s.values[a]) for a in axes), (s.first["macs"], s.mean), fontsize=6)
+        plot.annotate(_variant_name(s, axes), (s.first["macs"], s.mean), fontsize=7)
     plot.set_xscale("log")
     plot.set_xlabel("MACs per image")
     plot.set_ylabel("eval accuracy")
