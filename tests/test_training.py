@@ -233,6 +233,24 @@ def test_resume_after_kill_9_never_trains_an_epoch_twice(tmp_path, patterns_dir)
     assert json.loads((workdir / "summary.json").read_text())["epochs"] == 5
 
 
+def test_a_run_resumed_under_newer_code_keeps_the_commit_it_started_at(tmp_path, patterns_dir, monkeypatch):
+    from zoo.common import provenance
+
+    experiment = load_experiment(ROOT / "configs/experiments/default.yaml",
+                                 [*SHORT, f"data.data_dir={patterns_dir}", "export.saved_model=false"])
+    monkeypatch.setattr(provenance, "source_commit", lambda: "a" * 40)
+    assert train(experiment, tmp_path)["commit"] == "a" * 40
+    # As if the session had ended after epoch 1: its records and checkpoint only, then a new commit.
+    state = json.loads((tmp_path / "state.json").read_text())
+    (tmp_path / "state.json").write_text(json.dumps({**state, "epoch": 1, "history": state["history"][:1]}))
+    (tmp_path / "checkpoints" / "epoch-0002.keras").unlink()
+    (tmp_path / "summary.json").unlink()
+    monkeypatch.setattr(provenance, "source_commit", lambda: "b" * 40)
+    summary = train(experiment, tmp_path)
+    assert summary["epochs"] == 2 and summary["commit"] == "a" * 40 and summary["resumed_at_commits"] == ["b" * 40]
+    assert json.loads((tmp_path / "state.json").read_text())["commits"] == ["a" * 40, "b" * 40]
+
+
 @needs_tfds
 def test_cifar10_resnet20_runs_end_to_end(tmp_path):
     experiment = load_experiment(ROOT / "configs/experiments/cifar10_resnet20.yaml",

@@ -145,6 +145,11 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
                        if frozen_now(0, config.freeze, config.freeze_epochs) else set())
             compile_model(model, config, data.steps_per_epoch, xla, steps_per_execution)
     frozen = frozen_layer_names(model, model_config, config.freeze)
+    # A long run resumed across sessions may train under newer code: the commit it started at is the
+    # run's, and each later one it was resumed under is kept beside it, not put in its place.
+    commit = provenance.source_commit()
+    if commit not in state.setdefault("commits", []):
+        state["commits"].append(commit)
 
     def enter_phase(epoch: int) -> None:
         """The trainable flags for the epoch after `epoch`; a change needs a new optimizer (Keras builds
@@ -243,7 +248,8 @@ def finish(run_dir: Path, experiment: Experiment, model: keras.Model, data: Data
                     ("train_loss", "train_accuracy", "eval_loss", "eval_accuracy", "eval_top5")},
         "cpu": this_cpu().describe(),
         "command": provenance.command_line(),
-        "commit": provenance.source_commit(),
+        "commit": state["commits"][0],
+        **({"resumed_at_commits": state["commits"][1:]} if len(state["commits"]) > 1 else {}),
         "run_dir": str(run_dir),
         "export_dir": str(export_dir) if export_dir else None,
         "artifacts": {name: str(path) for name, path in artifacts.items()},
