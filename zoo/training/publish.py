@@ -1,15 +1,15 @@
 """`python -m zoo publish RUN_DIR --name NAME`: a finished run becomes a preset (zoo.models.presets).
 
-The weights are the run's `model.keras`, saved as NAME.weights.h5; the card is built from the run's
-own records (config.yaml, summary.json, the metadata inside model.keras) and from a fresh
-evaluation on the run's evaluation split, through the same uint8 -> normalise path a user's images
-take, so the card's top-1 and top-5 are those of the file that ships.
+The weights are the run's `model.keras`, saved as NAME.weights.h5 in HDF5's compact latest format;
+the card is built from the run's own records (config.yaml, summary.json, the metadata inside
+model.keras) and from a fresh evaluation on the run's evaluation split, through the same uint8 ->
+normalise path a user's images take, so the card's top-1 and top-5 are those of the file that ships.
 
 `storage="float16"` halves the file, for architectures whose float32 weights are over the package's
-limit. Keras casts each stored array to its variable's dtype when it loads weights, so a float16
-file loads into the float32 model unchanged; the card's metrics are then measured on the weights
-rounded to float16, as they load, and the float32 run's top-1 is recorded beside them, so what the
-storage cost is measured, not assumed.
+limit (ResNet-44 and ResNet-56). Keras casts each stored array to its variable's dtype when it loads
+weights, so a float16 file loads into the float32 model unchanged; the card's metrics are then
+measured on the weights rounded to float16, as they load, and the float32 run's top-1 is recorded
+beside them, so what the storage cost is measured, not assumed.
 """
 from __future__ import annotations
 
@@ -72,8 +72,7 @@ def publish(run_dir: str | Path, name: str, *, description: str | None = None,
     staging = files.staging_path(weights_path)
     try:
         model.save_weights(staging)
-        if storage == "float16":
-            staging.write_bytes(_converted_h5(staging.read_bytes(), _float16))
+        staging.write_bytes(_converted_h5(staging.read_bytes(), _float16 if storage == "float16" else np.asarray))
         size = staging.stat().st_size
         if size > MAX_SHIPPED_BYTES:
             hint = " or store it as float16 (--storage float16)" if storage == "float32" else ""
@@ -96,12 +95,14 @@ def publish(run_dir: str | Path, name: str, *, description: str | None = None,
 
 
 def _converted_h5(data: bytes, convert: Callable[[np.ndarray], np.ndarray]) -> bytes:
-    """A weights file's bytes with each float32 array passed through `convert`, written anew, as HDF5
-    does not give back the space of an array replaced in place."""
+    """A weights file's bytes with each float32 array passed through `convert`, written anew (HDF5
+    does not give back the space of an array replaced in place) in HDF5's latest file format, whose
+    compact object headers save about 0.5 KB an array: ResNet-56 as float16 takes 1.88 MB instead
+    of 2.22, ResNet-32 as float32 1.97 instead of 2.16 (h5py reads it; HDF5 1.10 or newer)."""
     import h5py
 
     buffer = io.BytesIO()
-    with h5py.File(io.BytesIO(data), "r") as source, h5py.File(buffer, "w") as target:
+    with h5py.File(io.BytesIO(data), "r") as source, h5py.File(buffer, "w", libver="latest") as target:
         _copy_h5(source, target, convert)
     return buffer.getvalue()
 
