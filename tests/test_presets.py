@@ -3,6 +3,8 @@
 The shipped presets are looped over (a new preset is tested without new test code); the publish
 flow runs on a short run of the embedded zoo_patterns dataset, published into a temporary folder.
 """
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from zoo.experiment import load_experiment
 from zoo.models.analysis import analyze
 from zoo.models.config import load_model_config
 from zoo.models.create import HEAD_TYPES
-from zoo.training.publish import publish
+from zoo.training.publish import _round_keras_weights, publish
 from zoo.training.trainer import train
 
 
@@ -36,14 +38,18 @@ def test_every_shipped_preset_loads_offline_and_matches_its_card(name):
     assert card["training"]["command"] and card["training"]["commit"]
 
 
-def stored_dtypes(path) -> set[str]:
+def stored_dtypes(path: Path) -> set[str]:
     """The dtypes of a weights file's floating-point arrays."""
     import h5py
 
     found = set()
+
+    def note(_: str, item) -> None:
+        if isinstance(item, h5py.Dataset) and item.dtype.kind == "f":
+            found.add(str(item.dtype))
+
     with h5py.File(path, "r") as weights:
-        weights.visititems(lambda _, item: found.add(str(item.dtype)) if isinstance(item, h5py.Dataset)
-                           and item.dtype.kind == "f" else None)
+        weights.visititems(note)
     return found
 
 
@@ -93,6 +99,10 @@ def test_float16_storage_halves_the_file_and_measures_what_it_costs(published, t
     assert all(w.dtype == "float32" for w in model.weights)
     for loaded, original in zip(model.weights, trained.weights):
         np.testing.assert_array_equal(loaded.numpy(), original.numpy().astype(np.float16).astype(np.float32))
+    rounded = tmp_path / "rounded.keras"  # the copy the card's top-1 is measured on
+    _round_keras_weights(root / "run" / "model.keras", rounded)
+    for copy, original in zip(keras.saving.load_model(rounded, compile=False).weights, trained.weights):
+        np.testing.assert_array_equal(copy.numpy(), original.numpy().astype(np.float16).astype(np.float32))
     with pytest.raises(ZooError, match="--storage: expected one of float32, float16, received 'int8'"):
         publish(root / "run", "tiny_patterns", directory=tmp_path, storage="int8")
 

@@ -249,6 +249,12 @@ def test_a_run_resumed_under_newer_code_keeps_the_commit_it_started_at(tmp_path,
     summary = train(experiment, tmp_path)
     assert summary["epochs"] == 2 and summary["commit"] == "a" * 40 and summary["resumed_at_commits"] == ["b" * 40]
     assert json.loads((tmp_path / "state.json").read_text())["commits"] == ["a" * 40, "b" * 40]
+    # A lost state.json is recovered from metrics.csv, which does not say where the run started.
+    (tmp_path / "state.json").unlink()
+    (tmp_path / "summary.json").unlink()
+    monkeypatch.setattr(provenance, "source_commit", lambda: "c" * 40)
+    summary = train(experiment, tmp_path)
+    assert summary["commit"] is None and summary["resumed_at_commits"] == ["c" * 40]
 
 
 @needs_tfds

@@ -53,8 +53,9 @@ def check_same_experiment(run_dir: Path, experiment: Experiment) -> None:
 
 
 def read_state(run_dir: Path, experiment: Experiment) -> tuple[dict[str, Any], bool]:
-    """The saved progress of this run directory, {"epoch": finished epochs, "history": their metrics},
-    and whether state.json recorded it.
+    """The saved progress of this run directory, {"epoch": finished epochs, "history": their metrics,
+    "commits": the one it started at, then those it was resumed under (zoo.training.trainer)}, and
+    whether state.json recorded it.
 
     A damaged state.json is reported in one line and its history recovered from metrics.csv; the
     checkpoints then say how far training got (zoo.training.checkpoints).

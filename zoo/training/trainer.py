@@ -147,8 +147,10 @@ def _train(experiment: Experiment, run_dir: Path, out_dir: Path, distribution: D
     frozen = frozen_layer_names(model, model_config, config.freeze)
     # A long run resumed across sessions may train under newer code: the commit it started at is the
     # run's, and each later one it was resumed under is kept beside it, not put in its place.
+    # A run recorded before commits were kept, or recovered from metrics.csv, started at an unknown one.
     commit = provenance.source_commit()
-    if commit not in state.setdefault("commits", []):
+    state.setdefault("commits", [None] if state["epoch"] else [])
+    if commit not in state["commits"]:
         state["commits"].append(commit)
 
     def enter_phase(epoch: int) -> None:
