@@ -28,7 +28,7 @@ def test_every_shipped_preset_loads_offline_and_matches_its_card(name):
     preset = zoo.get_preset(name)
     card = preset.card
     path = preset.weights_file()  # checks the sha256
-    assert path.stat().st_size == card["weights"]["bytes"] <= presets.MAX_SHIPPED_BYTES
+    assert path.stat().st_size == card["weights"]["bytes"] <= presets.MAX_SHIPPED_BYTES[card["weights"]["storage"]]
     assert stored_dtypes(path) == {card["weights"]["storage"]}
     model = zoo.create_model(card["model"]["name"], weights=name)
     assert model.output_shape[-1] == len(card["class_names"]) == len(model.class_names)
@@ -105,6 +105,15 @@ def test_float16_storage_halves_the_file_and_measures_what_it_costs(published, t
         np.testing.assert_array_equal(copy.numpy(), original.numpy().astype(np.float16).astype(np.float32))
     with pytest.raises(ZooError, match="--storage: expected one of float32, float16, received 'int8'"):
         publish(root / "run", "tiny_patterns", directory=tmp_path, storage="int8")
+
+
+def test_a_weights_file_over_the_package_limit_is_one_line_and_leaves_nothing(published, tmp_path, monkeypatch):
+    root, _ = published
+    monkeypatch.setitem(presets.MAX_SHIPPED_BYTES, "float32", 100_000)
+    with pytest.raises(ZooError, match=r"^tiny_patterns\.weights\.h5 would be 0\.\d\d MB, over the 0\.1 MB a float32 "
+                                       r"preset .* may be; host it .* or store it as float16 \(--storage float16\)$"):
+        publish(root / "run", "tiny_patterns", directory=tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_create_model_from_a_preset_predicts_as_the_run_did(published, preset_dir):
