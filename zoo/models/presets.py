@@ -2,13 +2,13 @@
 
 A preset is data, not code: `presets/NAME.yaml` (the data folder beside this module), its card,
 beside `NAME.weights.h5`, both shipped inside the package (float32 files of at most 10 MB; float16
-ones, for VGG-class networks whose float32 file is over that, of at most 40 MB; a larger one names
-a `url` instead, which Keras's `get_file` fetches once, checks against the card's sha256 and caches). The card carries what using the weights right
-depends on, as torchvision's weights enums do: the model config, the dataset and splits, the
-class names, the preprocessing (size, channels, mean, std), the measured top-1/top-5 and how they
-were measured, the experiment, command and commit that trained them, parameters, MACs, file size,
-storage dtype and sha256. `python -m zoo publish RUN_DIR --name NAME`
-writes one (zoo.training.publish); `python -m zoo presets` lists them.
+ones, for VGG-class networks whose float32 file is over that, of at most 40 MB; a larger one names a
+`url` instead, which Keras's `get_file` fetches once, checks against the card's sha256 and caches).
+The card carries what using the weights right depends on, as torchvision's weights enums do: the
+model config, the dataset and splits, the class names, the preprocessing (size, channels, mean,
+std), the measured top-1/top-5 and how they were measured, the experiment, command and commit that
+trained them, parameters, MACs, file size, storage dtype and sha256. `python -m zoo publish RUN_DIR
+--name NAME` writes one (zoo.training.publish); `python -m zoo presets` lists them.
 """
 from __future__ import annotations
 

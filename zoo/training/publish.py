@@ -6,10 +6,10 @@ model.keras) and from a fresh evaluation on the run's evaluation split, through 
 normalise path a user's images take, so the card's top-1 and top-5 are those of the file that ships.
 
 `storage="float16"` halves the file, for architectures whose float32 weights are over the package's
-10 MB (the VGGs, whose float16 files may be 40 MB). Keras casts each stored array to its variable's dtype when it loads
-weights, so a float16 file loads into the float32 model unchanged; the card's metrics are then
-measured on the weights rounded to float16, as they load, and the float32 run's top-1 is recorded
-beside them, so what the storage cost is measured, not assumed.
+10 MB (the VGGs, whose float16 files may be 40 MB). Keras casts each stored array to its variable's
+dtype when it loads weights, so a float16 file loads into the float32 model unchanged; the card's
+metrics are then measured on the weights rounded to float16, as they load, and the float32 run's
+top-1 is recorded beside them, so what the storage cost is measured, not assumed.
 """
 from __future__ import annotations
 
