@@ -2,8 +2,8 @@
 
     python benchmarks/serving.py [--models resnet20,lenet5,resnet56] [--rounds 3] [--json PATH]
 
-Each model is its preset (resnet20_cifar10, lenet5_mnist, resnet56_cifar10), exported by the zoo's own code into a
-temporary folder in every format (each verified as a run's export is) and loaded in its runtime as
+Each model is its preset (resnet20_cifar10, lenet5_mnist, resnet56_cifar10), exported by the zoo's own
+code into a temporary folder in every format (each verified as a run's export is) and loaded in its runtime as
 evaluate.py and `zoo.load` load it (zoo.deploy.formats.open_artifact): uint8 images at the model's
 size in, probabilities out. PyTorch eager runs the bench's network of the same architecture
 (reference_torch; random weights, as speed does not depend on them) under torch.inference_mode, in
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     import keras
     import torch
 
-# Each model's preset; None where none is trained yet: the config's own random weights then (speed does not
-# depend on the weights' values, and int8 calibrates on random pixels anyway)
+# Each model's preset. build_rows also takes None (comparison.py passes it for configs with no preset): the
+# config's own random weights then, as speed does not depend on the weights' values.
 PRESETS = {"resnet20": "resnet20_cifar10", "lenet5": "lenet5_mnist", "resnet56": "resnet56_cifar10"}
 BATCH = 64
 PYTORCH = ("pytorch eager NCHW", "pytorch eager channels_last")
