@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXPERIMENT ?= configs/experiments/default.yaml
 
-.PHONY: train test bench comparison readme ablations clean
+.PHONY: train test test-slow bench comparison readme ablations clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,9 +16,15 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/python train.py $(EXPERIMENT)
 
-# Two workers, each taking whole test files (module fixtures are built once), on the 2 cores.
+# Two workers, each taking whole test files (module fixtures are built once), on the 2 cores. The `slow`
+# tests (big models, a real dataset prepared) are left to test-slow, which installs the torch extra that
+# the VGG parity tests need: make test stays within 10 minutes on a 2-core AVX2-only Zen 3.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench,test,export]'
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m slow
 
 # Training speed against PyTorch and the matmul ceiling (benchmarks/run.py), then serving speed: every
 # exported format against PyTorch eager at batch 1 and 64 (benchmarks/serving.py), then the torchvision
