@@ -137,8 +137,8 @@ def _start_worker(index: int, addresses: list[str], args: list[str], log: Path) 
 def test_a_killed_worker_stops_the_other_within_a_minute_and_a_relaunch_resumes_to_one_saved_model(
         tmp_path, patterns_dir):
     # The relaunch is also the test of two workers training with every recipe key and exporting once:
-    # each launch of two workers costs two TensorFlow imports. 100 steps with every recipe key take 6 s
-    # an epoch on the Zen 3 (150 without them took as long): the time there is to kill a worker mid-epoch.
+    # each launch of two workers costs two TensorFlow imports. 100 steps with every recipe key took 6 s an
+    # epoch on the Zen 3 (150 took 9 s), alone: the time there is to kill a worker mid-epoch.
     args = [DEFAULT, *sets(*SHORT, "train.steps_per_epoch=100", f"data.data_dir={patterns_dir}", *RECIPE),
             "--workdir", str(tmp_path / "run")]
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
