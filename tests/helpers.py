@@ -1,4 +1,5 @@
-"""One-line helpers for tests: tiny configs, Keras-side counts, and running commands."""
+"""One-line helpers for tests: tiny configs, shipped models cut down, Keras-side counts, and running
+commands."""
 from __future__ import annotations
 
 import contextlib
@@ -12,6 +13,7 @@ import pytest
 from zoo.common.cpu import ISA_CAP_VARIABLE, this_cpu
 from zoo.common.schema import REQUIRED
 from zoo.models.blocks import BLOCKS
+from zoo.models.config import load_model_config
 
 ROOT = Path(__file__).resolve().parent.parent
 # --set overrides for a run of a few seconds (the trainer tests' default run, the export tests' run)
@@ -42,6 +44,64 @@ def torchvision_models():
         return reference_torchvision.models()
     except ImportError as error:
         pytest.skip(f"{error} (torch and torchvision are the bench extra: pip install -e '.[bench]')")
+
+
+# Cut-down models: every op of a shipped architecture at a fraction of its weights and layers, for the
+# tests whose time goes with the model's size (the exports, the feature extractors).
+MAX_DENSE_UNITS = 128
+# Every block's channel counts divided by the largest of WIDTH_DIVISORS that divides them all and keeps
+# each at MIN_CHANNELS or more: the ratios between them, an option-A shortcut's zero channels and
+# AlexNet's groups all stay, and no layer gets so narrow that its ReLUs can all die (LeNet-5's second
+# convolution at 2 channels once gave every image the same output). The converters' time goes with the
+# weights: an eighth of the width took ResNet-50's ONNX export from 14.5 to 1.7 s (Intel Xeon AMX).
+CHANNEL_PARAMS = ("filters", "reduced_filters", "filters_1x1", "filters_3x3_reduce", "filters_3x3",
+                  "filters_5x5_reduce", "filters_5x5", "pool_proj")
+WIDTH_DIVISORS = (8, 4, 2)
+MIN_CHANNELS = 8
+# And every stage cut to MAX_REPEAT blocks: its first (with the stride and the projection or zero-padded
+# shortcut) and one identity block after it are every op the stage has. So is a run of layers alike but
+# for their names and widths cut to its first MAX_REPEAT: GoogLeNet's inception4c to 4e go, and an
+# ImageNet ResNet's last stage (strided as the one before it). The converters' time also goes with the
+# layers: ResNet-110's 54 blocks took 14.5 s to LiteRT; GoogLeNet's nine inception modules 10-11 s (Zen 3).
+MAX_REPEAT = 2
+# What a config's name and its weights' origin say about it, not what it computes.
+NOT_THE_MODEL = ("name", "description", "base", "keras_application", "torchvision")
+
+
+def narrowed(layers: list[dict]) -> list[dict]:
+    """`layers` cut down: narrower by a common divisor, each stage and each run of alike layers at most
+    MAX_REPEAT deep, dense layers at most MAX_DENSE_UNITS wide."""
+    channels = [layer[key] for layer in layers for key in CHANNEL_PARAMS if isinstance(layer.get(key), int)]
+    divisor = next((d for d in WIDTH_DIVISORS if all(c % d == 0 and c // d >= MIN_CHANNELS for c in channels)), 1)
+    shallower: list[dict] = []
+    for layer in layers:
+        if isinstance(layer.get("repeat"), int):
+            layer = {**layer, "repeat": min(layer["repeat"], MAX_REPEAT)}
+        if not (len(shallower) >= MAX_REPEAT and all(_alike(layer, kept) for kept in shallower[-MAX_REPEAT:])):
+            shallower.append(layer)
+    return [{**layer, "units": min(layer["units"], MAX_DENSE_UNITS)} if layer.get("type") == "dense" else
+            {**layer, **{key: layer[key] // divisor for key in CHANNEL_PARAMS if isinstance(layer.get(key), int)}}
+            for layer in shallower]
+
+
+def _alike(layer: dict, other: dict) -> bool:
+    """The same block with the same settings, but for its name and channel counts."""
+    def settings(entry: dict) -> dict:
+        return {key: value for key, value in entry.items() if key not in ("name", *CHANNEL_PARAMS)}
+    return settings(layer) == settings(other)
+
+
+def distinct_when_cut_down(paths: list[Path]) -> list[Path]:
+    """The shallowest of each set of `paths` whose cut-down models are the same: ResNet-32 to ResNet-110
+    export as ResNet-20 does, ResNet-34 as ResNet-18, ResNet-101 and ResNet-152 as ResNet-50, VGG-16 and
+    VGG-19 as VGG-13."""
+    kept: dict[str, Path] = {}
+    raws = {path: load_model_config(path).raw for path in paths}
+    for path in sorted(paths, key=lambda path: sum(layer.get("repeat", 1) for layer in raws[path]["layers"])):
+        model = {**{key: value for key, value in raws[path].items() if key not in NOT_THE_MODEL},
+                 "layers": narrowed(raws[path]["layers"])}
+        kept.setdefault(repr(sorted(model.items())), path)
+    return [path for path in paths if path in kept.values()]
 
 
 FLAT_INPUT = {"dense", "classifier"}

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import MODEL_CONFIGS
-from helpers import ROOT, SHORT, assert_one_line_error, needs_bfloat16_kernels, run, run_here, tiny_config
+from helpers import (ROOT, SHORT, assert_one_line_error, distinct_when_cut_down, narrowed, needs_bfloat16_kernels,
+                     run, run_here, tiny_config)
 
 from zoo.common.errors import ConfigError, ZooError
 from zoo.data.preprocess import Preprocessing
@@ -31,46 +32,6 @@ from zoo.models.config import load_model_config
 from zoo.training.trainer import train
 
 CLASSES = ["a", "b", "c"]
-
-
-MAX_DENSE_UNITS = 128
-# Every block's channel counts divided by the largest of WIDTH_DIVISORS that divides them all and keeps
-# each at MIN_CHANNELS or more: the ratios between them, an option-A shortcut's zero channels and
-# AlexNet's groups all stay, and no layer gets so narrow that its ReLUs can all die (LeNet-5's second
-# convolution at 2 channels once gave every image the same output). The converters' time goes with the
-# weights: an eighth of the width took ResNet-50's ONNX export from 14.5 to 1.7 s (Intel Xeon AMX).
-CHANNEL_PARAMS = ("filters", "reduced_filters", "filters_1x1", "filters_3x3_reduce", "filters_3x3",
-                  "filters_5x5_reduce", "filters_5x5", "pool_proj")
-WIDTH_DIVISORS = (8, 4, 2)
-MIN_CHANNELS = 8
-# And every stage cut to MAX_REPEAT blocks: its first (with the stride and the projection or zero-padded
-# shortcut) and one identity block after it are every op the stage has. The converters' time also goes
-# with the layers: ResNet-110's 54 blocks took 14.5 s to LiteRT.
-MAX_REPEAT = 2
-# What a config's name says about it, not what it computes.
-NOT_THE_MODEL = ("name", "description", "base", "keras_application")
-
-
-def narrowed(layers: list[dict]) -> list[dict]:
-    channels = [layer[key] for layer in layers for key in CHANNEL_PARAMS if isinstance(layer.get(key), int)]
-    divisor = next((d for d in WIDTH_DIVISORS if all(c % d == 0 and c // d >= MIN_CHANNELS for c in channels)), 1)
-    shallower = [{**layer, "repeat": min(layer["repeat"], MAX_REPEAT)} if isinstance(layer.get("repeat"), int)
-                 else layer for layer in layers]
-    return [{**layer, "units": min(layer["units"], MAX_DENSE_UNITS)} if layer.get("type") == "dense" else
-            {**layer, **{key: layer[key] // divisor for key in CHANNEL_PARAMS if isinstance(layer.get(key), int)}}
-            for layer in shallower]
-
-
-def distinct_when_cut_down(paths: list[Path]) -> list[Path]:
-    """The shallowest of each set of `paths` whose cut-down models are the same: at two blocks a stage
-    ResNet-32 to ResNet-110 export as ResNet-20 does, ResNet-101 and ResNet-152 as ResNet-50."""
-    kept: dict[str, Path] = {}
-    raws = {path: load_model_config(path).raw for path in paths}
-    for path in sorted(paths, key=lambda path: sum(layer.get("repeat", 1) for layer in raws[path]["layers"])):
-        model = {**{key: value for key, value in raws[path].items() if key not in NOT_THE_MODEL},
-                 "layers": narrowed(raws[path]["layers"])}
-        kept.setdefault(repr(sorted(model.items())), path)
-    return [path for path in paths if path in kept.values()]
 
 
 ARCHITECTURES = distinct_when_cut_down(MODEL_CONFIGS)
