@@ -79,6 +79,7 @@ def test_publish_writes_a_card_with_measured_metrics_and_the_weights_hash(publis
     assert card["preprocessing"] == {"image_size": [32, 32], "channels": 1, "mean": [0.5], "std": [0.25]}
     assert 0 < card["metrics"]["top1"] <= card["metrics"]["top5"] <= 1 and "1,200 images" in card["metrics"]["measured"]
     assert card["training"]["experiment"] == "default" and card["training"]["epochs"] == 2
+    assert "started_from" not in card["training"]  # trained from random weights
     assert not list((root / "run").glob("evaluation-*"))  # publish evaluated in a scratch folder, not in the run
     assert not [p for p in (root / "presets").iterdir() if p.name.startswith(".")]  # nothing half-written
 
@@ -266,6 +267,10 @@ def test_an_experiment_starts_from_weights_and_takes_their_normalisation(publish
     assert record["fresh"] == {} and record["normalization"].startswith("data.mean/std are the weights' ([0.5]")
     metadata = zoo.models.saving.read_metadata(tmp_path / "run" / "model.keras")
     assert metadata["mean"] == [0.5] and metadata["std"] == [0.25]  # the artifacts normalise as trained
+    card_path = publish(tmp_path / "run", "tiny_patterns_further", directory=tmp_path / "presets")
+    card = yaml.safe_load(card_path.read_text())
+    parent = yaml.safe_load((preset_dir / "tiny_patterns.yaml").read_text())
+    assert card["training"]["started_from"] == {"weights": "tiny_patterns", "sha256": parent["weights"]["sha256"]}
 
 
 def test_a_source_that_does_not_fit_stops_before_training_and_writes_nothing(published, tmp_path, patterns_dir):

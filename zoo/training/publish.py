@@ -172,6 +172,7 @@ def _card(name: str, description: str | None, run_dir: Path, summary: dict, meta
                      "command": summary.get("command"), "commit": summary.get("commit"),
                      **({"resumed_at_commits": summary["resumed_at_commits"]} if summary.get("resumed_at_commits")
                         else {}),
+                     **_started_from(summary.get("weights")),
                      "precision": summary.get("precision"), "wall_seconds": summary.get("wall_seconds"),
                      "train_images_per_sec": summary.get("train_images_per_sec"),
                      "cpu": summary.get("cpu"), "recipe": experiment.to_dict()["train"]},
@@ -181,6 +182,14 @@ def _card(name: str, description: str | None, run_dir: Path, summary: dict, meta
     if "float32_accuracy" in result:
         card["metrics"]["float32_top1"] = round(result["float32_accuracy"], 4)
     return card
+
+
+def _started_from(record: dict | None) -> dict[str, Any]:
+    """The trained weights a run started from (its weights.json), for the card: a preset trained
+    further names its parent, so its epochs and wall time read as added to the parent's."""
+    if not record:
+        return {}
+    return {"started_from": {"weights": record["source"], "sha256": record["sha256"]}}
 
 
 def _install(staging: Path, weights_path: Path, card: dict[str, Any]) -> Path:
