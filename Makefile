@@ -17,8 +17,9 @@ train: $(STAMP)
 	$(BIN)/python train.py $(EXPERIMENT)
 
 # Two workers, each taking whole test files (module fixtures are built once), on the 2 cores. The `slow`
-# tests (big models, a real dataset prepared) are left to test-slow, which installs the torch extra that
-# the VGG parity tests need: make test stays within 10 minutes on a 2-core AVX2-only Zen 3.
+# tests (big models, a real dataset prepared, a worker killed among four TensorFlow processes) are left
+# to test-slow, which installs the torch extra that the VGG parity tests need: make test stays within 10
+# minutes on a 2-core AVX2-only Zen 3.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 

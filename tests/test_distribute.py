@@ -114,10 +114,13 @@ def test_two_workers_reach_the_weights_of_one_process_on_the_same_global_batches
     # a rate low enough that 4 steps stay stable (at 0.1 they diverge and magnify rounding differences)
     overrides = [*SHORT, "train.epochs=1", f"data.data_dir={patterns_dir}", "train.sync_batch_norm=true",
                  "train.optimizer.name=sgd", "train.optimizer.learning_rate=0.02", "train.schedule.warmup_epochs=0",
-                 "export.saved_model=false", WITH_BATCH_NORM]  # the default experiment has no augmentation
+                 WITH_BATCH_NORM]  # the default experiment has no augmentation
     result = launch(2, DEFAULT, *sets(*overrides), "--workdir", str(tmp_path / "workers"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    train(load_experiment(ROOT / DEFAULT, [*overrides, "train.distribute=none"]), tmp_path / "single")
+    # the chief alone exports, into the run directory, once
+    assert [path.parent for path in tmp_path.rglob("saved_model.pb")] == [tmp_path / "workers" / "saved_model"]
+    train(load_experiment(ROOT / DEFAULT, [*overrides, "train.distribute=none", "export.saved_model=false"]),
+          tmp_path / "single")
     workers = keras.saving.load_model(tmp_path / "workers" / "model.keras")
     single = keras.saving.load_model(tmp_path / "single" / "model.keras")
     assert any(isinstance(layer, keras.layers.BatchNormalization) and layer.synchronized for layer in workers.layers)
@@ -134,11 +137,12 @@ def _start_worker(index: int, addresses: list[str], args: list[str], log: Path) 
                             stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow  # four TensorFlow processes: 80-87 s of `make test` on the Zen 3 (45 s alone)
 def test_a_killed_worker_stops_the_other_within_a_minute_and_a_relaunch_resumes_to_one_saved_model(
         tmp_path, patterns_dir):
-    # The relaunch is also the test of two workers training with every recipe key and exporting once:
-    # each launch of two workers costs two TensorFlow imports. 100 steps with every recipe key took 6 s an
-    # epoch on the Zen 3 (150 took 9 s), alone: the time there is to kill a worker mid-epoch.
+    # The relaunch is also the test of two workers training with every recipe key: each launch of two
+    # workers costs two TensorFlow imports. 100 steps with every recipe key took 6 s an epoch on the Zen 3
+    # (150 took 9 s), alone: the time there is to kill a worker mid-epoch.
     args = [DEFAULT, *sets(*SHORT, "train.steps_per_epoch=100", f"data.data_dir={patterns_dir}", *RECIPE),
             "--workdir", str(tmp_path / "run")]
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
