@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import MODEL_CONFIGS, model_ids
-from helpers import keras_macs, needs_bfloat16_kernels, tiny_config
+from helpers import distinct_when_cut_down, keras_macs, needs_bfloat16_kernels, tiny_config
 
 from zoo import build_model, load_model_config
 from zoo.models.analysis import analyze
@@ -68,7 +68,9 @@ def assert_analysis_matches_keras(config) -> None:
     assert names == [r.name for r in analysis.rows]
 
 
-@pytest.mark.parametrize("path", MODEL_CONFIGS, ids=model_ids())
+# One of each set of configs alike but for depth, at full size (ResNet-101, 110 and 152 took 10 s of make
+# test on the Zen 3); every config's totals are checked against its reference counts below.
+@pytest.mark.parametrize("path", distinct_when_cut_down(MODEL_CONFIGS), ids=lambda path: path.stem)
 def test_shipped_config_analysis_equals_keras(path):
     assert_analysis_matches_keras(load_model_config(path))
 
