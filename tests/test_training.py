@@ -1,4 +1,5 @@
-"""The trainer end to end: short runs, resume after kill -9, the SavedModel round trip, evaluation, errors.
+"""The trainer end to end: short runs, resumes, the SavedModel round trip, evaluation, errors (kill -9 is
+test_faults.py's).
 
 Runs on the embedded zoo_patterns dataset (generated into a temporary data_dir) and, when
 TFDS_DATA_DIR is set, on the real MNIST and CIFAR-10 prepared there.
@@ -6,10 +7,6 @@ TFDS_DATA_DIR is set, on the real MNIST and CIFAR-10 prepared there.
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import keras
@@ -204,34 +201,6 @@ def test_mnist_prepares_from_manual_dir_without_network(tmp_path):
     assert builder.info.splits["train"].num_examples == 60_000
     assert builder.info.splits["test"].num_examples == 10_000
     assert tfds.builder("mnist", data_dir=str(tmp_path)).is_prepared()
-
-
-def test_resume_after_kill_9_never_trains_an_epoch_twice(tmp_path, patterns_dir):
-    workdir = tmp_path / "run"
-    # Killed once the first epoch is saved: the four after it (0.5 s each on an idle Intel Xeon) are the
-    # time this test has to kill the run before it ends.
-    command = [sys.executable, "train.py", "configs/experiments/default.yaml", "--workdir", str(workdir),
-               *[f"--set={s}" for s in ["train.epochs=5", "train.steps_per_epoch=60", "train.eval_steps=2",
-                                        "export.saved_model=false", f"data.data_dir={patterns_dir}"]]]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    state = workdir / "state.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    killed_at = json.loads(state.read_text())["epoch"]
-    assert 1 <= killed_at < 5
-    result = run_here(*command[1:])  # the resume needs no process of its own: the killed one is gone
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"at epoch {killed_at + 1} of 5" in result.stdout
-    history = json.loads(state.read_text())["history"]
-    assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5]
-    assert json.loads((workdir / "summary.json").read_text())["epochs"] == 5
 
 
 def test_a_run_resumed_under_newer_code_keeps_the_commit_it_started_at(tmp_path, patterns_dir, monkeypatch):
