@@ -99,7 +99,7 @@ def agreement(rows: list[Row], images: np.ndarray) -> float:
 def model_summary(config_name: str, preset_name: str | None, rows: list[Row], difference: float) -> dict:
     from zoo.models.analysis import analyze
     from zoo.models.config import load_model_config
-    from zoo.models.presets import get_preset
+    from zoo.models.presets import get_preset, training_lineage
 
     analysis = analyze(load_model_config(config_name))
     summary = {"model": config_name, "family": MODELS[config_name], "params": analysis.params,
@@ -108,9 +108,14 @@ def model_summary(config_name: str, preset_name: str | None, rows: list[Row], di
                "bytes": {row.name: row.bytes for row in rows if row.bytes is not None}}
     if preset_name:
         card = get_preset(preset_name).card
-        training = card.get("training", {})
+        # a preset trained further from another: its epochs and wall time are added to its parents'
+        lineage = training_lineage(preset_name)
+        training = lineage[-1]
+        walls = [record.get("wall_seconds") for record in lineage]
         summary.update(top1=card["metrics"]["top1"], top5=card["metrics"]["top5"],
-                       epochs=training.get("epochs"), wall_seconds=training.get("wall_seconds"),
+                       epochs=sum(record["epochs"] for record in lineage),
+                       epochs_by_run=[record["epochs"] for record in lineage],
+                       wall_seconds=sum(walls) if all(walls) else None,
                        train_images_per_sec=training.get("train_images_per_sec"), cpu=training.get("cpu"),
                        precision=training.get("precision"))
     return summary
@@ -159,7 +164,7 @@ def families_table(summaries: list[dict]) -> str:
         cells = [s["family"], f"`{s['model']}`", f"{s['params']:,}", f"{s['macs'] / 1e6:,.2f}M",
                  f"`{s['preset']}`" if trained else "no preset yet",
                  f"{100 * s['top1']:.2f}%" if trained else "-", f"{100 * s['top5']:.2f}%" if trained else "-",
-                 str(s.get("epochs") or "-"),
+                 " + ".join(map(str, s.get("epochs_by_run") or [s.get("epochs")])) if trained else "-",
                  f"{s['wall_seconds'] / 60:.1f} min" if s.get("wall_seconds") else "-",
                  f"{s['train_images_per_sec']:,.0f}" if s.get("train_images_per_sec") else "-"]
         study = s.get("study")

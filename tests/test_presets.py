@@ -3,6 +3,7 @@
 The shipped presets are looped over (a new preset is tested without new test code); the publish
 flow runs on a short run of the embedded zoo_patterns dataset, published into a temporary folder.
 """
+import shutil
 from pathlib import Path
 
 import keras
@@ -267,15 +268,21 @@ def test_an_experiment_starts_from_weights_and_takes_their_normalisation(publish
     assert record["fresh"] == {} and record["normalization"].startswith("data.mean/std are the weights' ([0.5]")
     metadata = zoo.models.saving.read_metadata(tmp_path / "run" / "model.keras")
     assert metadata["mean"] == [0.5] and metadata["std"] == [0.25]  # the artifacts normalise as trained
-    card_path = publish(tmp_path / "run", "tiny_patterns_further", directory=tmp_path / "presets")
-    card = yaml.safe_load(card_path.read_text())
-    parent = yaml.safe_load((preset_dir / "tiny_patterns.yaml").read_text())
+    catalogue = tmp_path / "presets"  # the parent and the preset trained further from it
+    catalogue.mkdir()
+    for path in preset_dir.glob("tiny_patterns.*"):
+        shutil.copy(path, catalogue)
+    card = yaml.safe_load(publish(tmp_path / "run", "tiny_patterns_further", directory=catalogue).read_text())
+    parent = presets.get_preset("tiny_patterns", catalogue).card
     assert card["training"]["started_from"] == {"weights": "tiny_patterns", "sha256": parent["weights"]["sha256"]}
+    assert presets.training_lineage("tiny_patterns_further", catalogue) == [parent["training"], card["training"]]
+    assert "| default, 1 epochs from tiny_patterns |" in presets.presets_table(catalogue)
+    parent_card = catalogue / "tiny_patterns.yaml"  # the parent replaced by other weights: the lineage ends
+    parent_card.write_text(parent_card.read_text().replace(parent["weights"]["sha256"], "0" * 64))
+    assert presets.training_lineage("tiny_patterns_further", catalogue) == [card["training"]]
 
 
 def test_a_source_that_does_not_fit_stops_before_training_and_writes_nothing(published, tmp_path, patterns_dir):
-    import shutil
-
     catalogue = tmp_path / "catalogue"
     shutil.copytree(published[0] / "presets", catalogue)
     args = ["train.py", "configs/experiments/default.yaml", "--workdir", str(tmp_path / "run"),

@@ -117,6 +117,16 @@ def names_a_preset(source: str | Path) -> bool:
     return is_preset(text) or ("/" not in text and not Path(text).suffix and not Path(text).exists())
 
 
+def training_lineage(name: str, directory: Path | None = None) -> list[dict[str, Any]]:
+    """The card's training record of preset `name` and of each preset it was trained further from
+    (training.started_from, followed while that preset ships with the same sha256), oldest first."""
+    lineage = [get_preset(name, directory).card["training"]]
+    while (parent := lineage[0].get("started_from")) and is_preset(parent["weights"], directory) \
+            and get_preset(parent["weights"], directory).sha256 == parent["sha256"]:
+        lineage.insert(0, get_preset(parent["weights"], directory).card["training"])
+    return lineage
+
+
 def presets_table(directory: Path | None = None) -> str:
     """The catalogue as Markdown: one row per preset."""
     lines = ["| preset | model | dataset | top-1 | top-5 | input | classes | parameters | MACs | file | trained by |",
@@ -128,5 +138,7 @@ def presets_table(directory: Path | None = None) -> str:
         lines.append(f"| {name} | {card['model']['name']} | {card['dataset']['name']} ({card['dataset']['eval_split']}) "
                      f"| {metrics['top1']:.2%} | {metrics['top5']:.2%} | {size} | {len(card['class_names'])} | "
                      f"{card['params']:,} | {card['macs']:,} | {card['weights']['bytes'] / 1e6:.2f} MB | "
-                     f"{card['training']['experiment']}, {card['training']['epochs']} epochs |")
+                     f"{card['training']['experiment']}, {card['training']['epochs']} epochs"
+                     + (f" from {parent['weights']}" if (parent := card["training"].get("started_from")) else "")
+                     + " |")
     return "\n".join(lines)
