@@ -168,6 +168,28 @@ def test_comparison_writes_the_report_of_a_family_with_its_preset(tmp_path):
     assert (tmp_path / "comparison.json").read_text() == measured
 
 
+def test_comparison_counts_a_preset_trained_further_with_its_parents(tmp_path, monkeypatch):
+    import shutil
+
+    import yaml
+
+    import zoo.models.presets as presets
+
+    comparison = importlib.import_module("comparison")  # benchmarks/comparison.py
+    for path in presets.PRESET_DIR.glob("lenet5_cifar10.*"):
+        shutil.copy(path, tmp_path)
+    parent = presets.get_preset("lenet5_cifar10", tmp_path).card
+    child = {**parent, "name": "lenet5_cifar10_further",
+             "training": {**parent["training"], "epochs": 10, "wall_seconds": 60.0,
+                          "started_from": {"source": "lenet5_cifar10", "sha256": parent["weights"]["sha256"]}}}
+    (tmp_path / "lenet5_cifar10_further.yaml").write_text(yaml.safe_dump(child))
+    monkeypatch.setattr(presets, "PRESET_DIR", tmp_path)
+    summary = comparison.model_summary("lenet5_cifar", "lenet5_cifar10_further", [], 0.0)
+    assert summary["epochs"] == 50 and summary["epochs_by_run"] == [40, 10]
+    assert summary["wall_seconds"] == pytest.approx(parent["training"]["wall_seconds"] + 60.0)
+    assert "| 40 + 10 | 7.2 min |" in comparison.families_table([summary])
+
+
 def test_comparison_without_torch_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # as in CI: the bench extra is not installed
     assert_one_line_error(run_here("benchmarks/comparison.py", "--models", "lenet5_cifar"),

@@ -149,8 +149,9 @@ def test_headless_model_with_pooling_and_features(published, preset_dir):
     assert [tuple(o.shape) for o in features.outputs] == [(None, 32, 32, 16), (None, 16, 16, 32), (None, 8, 8, 64)]
 
 
-# One of each set of configs alike but for their depth (ResNet-20 for ResNet-32 to 110, ...), at full size:
-# ResNet-152 alone took 4.4 s of `make test` on the Zen 3, and its blocks are named as ResNet-50's are.
+# One of each set of configs alike once cut down (helpers.distinct_when_cut_down; today they differ only in
+# depth: ResNet-20 for ResNet-32 to 110, ...), at full size: ResNet-152 alone took 4.4 s of `make test` on
+# the Zen 3, and its blocks are named as ResNet-50's are.
 @pytest.mark.parametrize("path", distinct_when_cut_down(MODEL_CONFIGS), ids=lambda path: path.stem)
 def test_feature_outputs_have_the_shapes_inspect_computes(path):
     config = load_model_config(path)
@@ -274,12 +275,13 @@ def test_an_experiment_starts_from_weights_and_takes_their_normalisation(publish
         shutil.copy(path, catalogue)
     card = yaml.safe_load(publish(tmp_path / "run", "tiny_patterns_further", directory=catalogue).read_text())
     parent = presets.get_preset("tiny_patterns", catalogue).card
-    assert card["training"]["started_from"] == {"weights": "tiny_patterns", "sha256": parent["weights"]["sha256"]}
+    assert card["training"]["started_from"] == {"source": "tiny_patterns", "sha256": parent["weights"]["sha256"]}
     assert presets.training_lineage("tiny_patterns_further", catalogue) == [parent["training"], card["training"]]
     assert "| default, 1 epochs from tiny_patterns |" in presets.presets_table(catalogue)
     parent_card = catalogue / "tiny_patterns.yaml"  # the parent replaced by other weights: the lineage ends
     parent_card.write_text(parent_card.read_text().replace(parent["weights"]["sha256"], "0" * 64))
     assert presets.training_lineage("tiny_patterns_further", catalogue) == [card["training"]]
+    assert "| default, 1 epochs from weights not shipped |" in presets.presets_table(catalogue)
 
 
 def test_a_source_that_does_not_fit_stops_before_training_and_writes_nothing(published, tmp_path, patterns_dir):

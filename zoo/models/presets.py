@@ -121,10 +121,27 @@ def training_lineage(name: str, directory: Path | None = None) -> list[dict[str,
     """The card's training record of preset `name` and of each preset it was trained further from
     (training.started_from, followed while that preset ships with the same sha256), oldest first."""
     lineage = [get_preset(name, directory).card["training"]]
-    while (parent := lineage[0].get("started_from")) and is_preset(parent["weights"], directory) \
-            and get_preset(parent["weights"], directory).sha256 == parent["sha256"]:
-        lineage.insert(0, get_preset(parent["weights"], directory).card["training"])
+    while (parent := _shipped_parent(lineage[0], directory)):
+        lineage.insert(0, get_preset(parent, directory).card["training"])
     return lineage
+
+
+def _shipped_parent(training: dict[str, Any], directory: Path | None) -> str | None:
+    """The preset a training record started from, if it ships with the weights that record names."""
+    parent = training.get("started_from")
+    if parent and is_preset(parent["source"], directory) and get_preset(parent["source"], directory).sha256 == \
+            parent["sha256"]:
+        return parent["source"]
+    return None
+
+
+def _started(card: dict[str, Any], directory: Path | None = None) -> str:
+    """How the presets table says where a preset's training started: from random weights (nothing), a
+    shipped preset (its name) or other weights."""
+    if not card["training"].get("started_from"):
+        return ""
+    parent = _shipped_parent(card["training"], directory)
+    return f" from {parent}" if parent else " from weights not shipped"
 
 
 def presets_table(directory: Path | None = None) -> str:
@@ -138,7 +155,5 @@ def presets_table(directory: Path | None = None) -> str:
         lines.append(f"| {name} | {card['model']['name']} | {card['dataset']['name']} ({card['dataset']['eval_split']}) "
                      f"| {metrics['top1']:.2%} | {metrics['top5']:.2%} | {size} | {len(card['class_names'])} | "
                      f"{card['params']:,} | {card['macs']:,} | {card['weights']['bytes'] / 1e6:.2f} MB | "
-                     f"{card['training']['experiment']}, {card['training']['epochs']} epochs"
-                     + (f" from {parent['weights']}" if (parent := card["training"].get("started_from")) else "")
-                     + " |")
+                     f"{card['training']['experiment']}, {card['training']['epochs']} epochs{_started(card, directory)} |")
     return "\n".join(lines)

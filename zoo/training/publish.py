@@ -189,7 +189,7 @@ def _started_from(record: dict | None) -> dict[str, Any]:
     further names its parent, so its epochs and wall time read as added to the parent's."""
     if not record:
         return {}
-    return {"started_from": {"weights": record["source"], "sha256": record["sha256"]}}
+    return {"started_from": {"source": record["source"], "sha256": record["sha256"]}}
 
 
 def _install(staging: Path, weights_path: Path, card: dict[str, Any]) -> Path:
