@@ -117,8 +117,14 @@ def test_two_workers_reach_the_weights_of_one_process_on_the_same_global_batches
                  WITH_BATCH_NORM]  # the default experiment has no augmentation
     result = launch(2, DEFAULT, *sets(*overrides), "--workdir", str(tmp_path / "workers"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    # the chief alone exports, into the run directory, once
-    assert [path.parent for path in tmp_path.rglob("saved_model.pb")] == [tmp_path / "workers" / "saved_model"]
+    # the chief alone records and exports, into the run directory, once; the workers' saves are gone
+    run_dir = tmp_path / "workers"
+    assert [path.parent for path in tmp_path.rglob("saved_model.pb")] == [run_dir / "saved_model"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["distribute"] == {"strategy": "multi_worker", "workers": 2, "replicas": 2, "global_batch_size": 32}
+    assert [line.split(",")[0] for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]] == ["1"]
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not (run_dir / WORKERS_DIR).exists()
     train(load_experiment(ROOT / DEFAULT, [*overrides, "train.distribute=none", "export.saved_model=false"]),
           tmp_path / "single")
     workers = keras.saving.load_model(tmp_path / "workers" / "model.keras")
@@ -140,7 +146,8 @@ def _start_worker(index: int, addresses: list[str], args: list[str], log: Path) 
 @pytest.mark.slow  # four TensorFlow processes: 80-87 s of `make test` on the Zen 3 (45 s alone)
 def test_a_killed_worker_stops_the_other_within_a_minute_and_a_relaunch_resumes_to_one_saved_model(
         tmp_path, patterns_dir):
-    # The relaunch is also the test of two workers training with every recipe key: each launch of two
+    # The relaunch is also this slow test's run of two workers with every recipe key (make test has them
+    # under mirrored, and two workers' records and export in the equivalence test): each launch of two
     # workers costs two TensorFlow imports. 100 steps with every recipe key took 6 s an epoch on the Zen 3
     # (150 took 9 s), alone: the time there is to kill a worker mid-epoch.
     args = [DEFAULT, *sets(*SHORT, "train.steps_per_epoch=100", f"data.data_dir={patterns_dir}", *RECIPE),

@@ -281,7 +281,8 @@ def test_a_live_run_refuses_a_second_process_and_after_kill_9_resumes_without_tr
     command = [sys.executable, "train.py", "configs/experiments/default.yaml", "--workdir", str(workdir),
                *[f"--set={s}" for s in ["train.epochs=5", "train.steps_per_epoch=60", "train.eval_steps=2",
                                         "export.saved_model=false", f"data.data_dir={patterns_dir}"]]]
-    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    log = tmp_path / "first.log"
+    first = subprocess.Popen(command, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
                              start_new_session=True)
     state = workdir / "state.json"
     try:
@@ -292,7 +293,8 @@ def test_a_live_run_refuses_a_second_process_and_after_kill_9_resumes_without_tr
             time.sleep(0.05)
         # Stopped once its first epoch is saved: alive, holding the lock, for as long as the refusal takes
         # (the other four epochs took 2 s on an idle Intel Xeon, less than this process's TensorFlow import).
-        assert first.poll() is None and state.exists(), "the first run ended or never got under way"
+        assert first.poll() is None and state.exists(), f"the first run ended or never got under way: " \
+                                                        f"{log.read_text()[-2000:]}"
         os.killpg(first.pid, signal.SIGSTOP)
         second = run_here(*command[1:])  # another process holds the lock: this one needs no process of its own
         assert_one_line_error(second, f"run directory {workdir} is in use by process {first.pid}")

@@ -68,8 +68,9 @@ def assert_analysis_matches_keras(config) -> None:
     assert names == [r.name for r in analysis.rows]
 
 
-# One of each set of configs alike but for depth, at full size (ResNet-101, 110 and 152 took 10 s of make
-# test on the Zen 3); every config's totals are checked against its reference counts below.
+# One of each set of configs alike once cut down (helpers.distinct_when_cut_down; today they differ only
+# in depth), at full size: ResNet-101, 110 and 152 took 10 s of make test on the Zen 3. Every config's
+# parameter totals are checked against its reference counts below; MACs against the papers' for four.
 @pytest.mark.parametrize("path", distinct_when_cut_down(MODEL_CONFIGS), ids=lambda path: path.stem)
 def test_shipped_config_analysis_equals_keras(path):
     assert_analysis_matches_keras(load_model_config(path))

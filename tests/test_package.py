@@ -107,10 +107,12 @@ def test_keras_loads_a_zoo_model_file_after_import_zoo_whichever_is_imported_fir
 # holds is importable as `zoo`. `pip check` confirms the wheel's declared dependencies are met.
 API_SCRIPT = """
 import sys
+from importlib.metadata import entry_points
 import keras, numpy as np
 import zoo
-from zoo.cli.commands import main  # what the `zoo` script runs (checked below): one TensorFlow import, not two
+from zoo.cli.commands import main  # what the `zoo` script runs: one TensorFlow import, not two
 assert zoo.__file__.startswith(sys.prefix), zoo.__file__
+print("script", entry_points(group="console_scripts")["zoo"].value)
 print("trained", main(["train", "default", "--workdir", "run", *sys.argv[1:]]))
 print("models", len(zoo.list_models()), "presets", len(zoo.list_presets()))
 print("resnet18", zoo.create_model("resnet18").count_params())
@@ -171,7 +173,7 @@ def test_the_wheel_works_from_another_directory(tmp_path, patterns_dir):
     assert api.returncode == 0, api.stdout[-3000:] + api.stderr[-3000:]
     assert (user / "run" / "model.keras").is_file()
     lines = api.stdout.splitlines()
-    assert "trained 0" in lines
+    assert "script zoo.cli.commands:main" in lines and "trained 0" in lines
     assert f"models {len(zoo.list_models())} presets {len(zoo.list_presets())}" in lines
     assert "resnet18 11699112" in lines
     shipped = {name: zoo.get_preset(name).card["weights"]["bytes"] for name in zoo.list_presets()}

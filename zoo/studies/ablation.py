@@ -176,11 +176,15 @@ def run_ablation(path: str | Path, overrides: list[str] = (), workdir: str | Pat
                          "eval_accuracy": summary["metrics"]["eval_accuracy"],
                          "images_per_sec": summary["train_images_per_sec"], "wall_seconds": summary["wall_seconds"],
                          "status": "ok"})
-        columns = ((["variant"] if ablation.labels else []) + [short_name(k) for k in ablation.axes]
-                   + (["seed"] if ablation.seeds else []) + RESULT_COLUMNS)
-        write_report(workdir, Path(path).stem, ablation, columns, rows)
+        write_report(workdir, Path(path).stem, ablation, result_columns(ablation), rows)
         print(f"\nresults: {workdir / 'results.md'}")
         return rows
+
+
+def result_columns(ablation: Ablation) -> list[str]:
+    """results.csv's columns: the variant's label, its axes, its seed, then what each run measured."""
+    return ((["variant"] if ablation.labels else []) + [short_name(k) for k in ablation.axes]
+            + (["seed"] if ablation.seeds else []) + RESULT_COLUMNS)
 
 
 def _cell(value: Any) -> str:
