@@ -122,17 +122,17 @@ def training_lineage(name: str, directory: Path | None = None) -> list[dict[str,
     (training.started_from, followed while that preset ships with the same sha256), oldest first."""
     lineage = [get_preset(name, directory).card["training"]]
     while (parent := _shipped_parent(lineage[0], directory)):
-        lineage.insert(0, get_preset(parent, directory).card["training"])
+        lineage.insert(0, parent.card["training"])
     return lineage
 
 
-def _shipped_parent(training: dict[str, Any], directory: Path | None) -> str | None:
+def _shipped_parent(training: dict[str, Any], directory: Path | None) -> Preset | None:
     """The preset a training record started from, if it ships with the weights that record names."""
-    parent = training.get("started_from")
-    if parent and is_preset(parent["source"], directory) and get_preset(parent["source"], directory).sha256 == \
-            parent["sha256"]:
-        return parent["source"]
-    return None
+    started = training.get("started_from")
+    if not started or not is_preset(started["source"], directory):
+        return None
+    parent = get_preset(started["source"], directory)
+    return parent if parent.sha256 == started["sha256"] else None
 
 
 def _started(card: dict[str, Any], directory: Path | None = None) -> str:
@@ -141,7 +141,7 @@ def _started(card: dict[str, Any], directory: Path | None = None) -> str:
     if not card["training"].get("started_from"):
         return ""
     parent = _shipped_parent(card["training"], directory)
-    return f" from {parent}" if parent else " from weights not shipped"
+    return f" from {parent.name}" if parent else " from weights not shipped"
 
 
 def presets_table(directory: Path | None = None) -> str:
