@@ -1,9 +1,11 @@
 """`make bench`'s runner: each row times what its label says, and a bad argument is one line."""
 import dataclasses
 import importlib
+import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from helpers import ROOT, assert_one_line_error, run, run_here
@@ -14,6 +16,7 @@ from zoo.common.cpu import Cpu
 sys.path.insert(0, str(ROOT / "benchmarks"))
 bench = importlib.import_module("run")  # benchmarks/run.py
 zoo_rows = importlib.import_module("zoo_rows")
+paired = importlib.import_module("paired")  # benchmarks/paired.py
 
 
 def test_benchmark_refuses_an_unknown_model_in_one_line():
@@ -205,3 +208,36 @@ def test_comparison_arguments_are_checked_before_measuring(tmp_path):
                                    str(tmp_path)), "--study: expected the results.csv of an ablation over model.base")
     assert_one_line_error(run_here("benchmarks/comparison.py", "--report-only", "--out", str(tmp_path)),
                           "--report-only: expected a comparison.json")
+
+
+@pytest.mark.parametrize("only_first, only_second, p", [
+    (0, 0, 1.0), (0, 5, 2 / 32), (9, 1, 2 * 11 / 1024), (5, 5, 1.0), (168, 211, 0.0308)])
+def test_mcnemar_exact_is_the_two_sided_binomial_tail_of_the_discordant_images(only_first, only_second, p):
+    assert paired.mcnemar_exact(only_first, only_second) == pytest.approx(p, abs=5e-5)
+
+
+def test_paired_counts_the_images_only_one_classifier_gets_right():
+    first = np.array([True, True, False, False, True, False])
+    second = np.array([True, False, True, True, True, True])
+    result = paired.paired(first, second)
+    assert (result["only_first"], result["only_second"], result["images"]) == (1, 3, 6)
+    assert (result["first_top1"], result["second_top1"]) == pytest.approx((0.5, 5 / 6))
+    assert result["p_value"] == pytest.approx(paired.mcnemar_exact(1, 3)) and not result["above_noise"]
+
+
+@pytest.mark.skipif(not os.environ.get("TFDS_DATA_DIR"), reason="TFDS_DATA_DIR is unset: no prepared CIFAR-10 to read")
+def test_paired_scores_two_sources_on_the_same_images():
+    result = run_here("benchmarks/paired.py", "lenet5_cifar10", "alexnet_cifar10", "--split", "test[:200]", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["images"], report["data"], report["split"]) == (200, "cifar10", "test[:200]")
+    # the presets' cards: 70.89% and 89.26% on all 10,000 images, so AlexNet wins most of the images they split
+    assert report["only_second"] > report["only_first"]
+    assert report["first_top1"] == pytest.approx(0.7089, abs=0.1) and report["second_top1"] == pytest.approx(0.8926, abs=0.1)
+    assert report["second_top1"] - report["first_top1"] == pytest.approx(
+        (report["only_second"] - report["only_first"]) / 200)
+
+
+def test_paired_refuses_a_mistyped_source_before_reading_data():
+    assert_one_line_error(run_here("benchmarks/paired.py", "resnet32_cifar1", "resnet32_cifar10"),
+                          "unknown preset 'resnet32_cifar1'", "did you mean 'resnet32_cifar10'")
