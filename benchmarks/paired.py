@@ -2,12 +2,13 @@
 
     python benchmarks/paired.py FIRST SECOND [--data cifar10] [--split test] [--json]
 
-FIRST and SECOND are anything `zoo.load` opens: presets, run directories, artifacts. Both score every
+FIRST and SECOND are anything `zoo.load` opens (presets, run directories, artifacts) whose classes are the
+dataset's, in its order; one of other classes is refused before any image is read. Both score every
 image of the split; the images only one of them gets right decide (McNemar's exact test: under "equally
 good", each such image is a fair coin's toss between them). The difference is called above the noise
 when the two-sided p-value is below 0.05. Two presets scored separately each carry a binomial standard
-error of about 0.27 points at 92% over 10,000 images, but most images are right or wrong for both, so
-the paired test sees differences the separate errors hide, and calls noise what they would not.
+error of about 0.27 points at 92% over 10,000 images, but most images are right or wrong for both: only
+the images they split carry the difference, and the paired test weighs it against those alone.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zoo.common.errors import exits_cleanly  # noqa: E402
+from zoo.common.errors import ZooError, exits_cleanly  # noqa: E402
 
 THRESHOLD = 0.05
 
@@ -54,13 +55,22 @@ def right_or_wrong(classifier: "Classifier", images: np.ndarray, labels: np.ndar
     return predicted == labels
 
 
-def split_images(data: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every (uint8 image, label) of the split, read as the trainer reads it (TFDS_DATA_DIR)."""
-    from zoo.data.sources import dataset_builder, load_split
+def split_images(data: str, split: str, classifiers: list["Classifier"]) -> tuple[np.ndarray, np.ndarray]:
+    """Every (uint8 image, label) of the split, read as the trainer reads it (TFDS_DATA_DIR), once each
+    classifier is known to predict the dataset's classes in the dataset's order."""
+    from zoo.data.sources import class_names, dataset_builder, load_split
     from zoo.experiment import DataConfig
 
     config = DataConfig(name=data)
-    dataset = load_split(dataset_builder(config), config, split, training=False, seed=0).dataset
+    builder = dataset_builder(config)
+    expected = class_names(builder, config)
+    for classifier in classifiers:
+        if list(classifier.class_names) != list(expected):
+            raise ZooError(f"expected classifiers of {data}'s {len(expected)} classes ({', '.join(expected[:5])}"
+                           f"{', ...' if len(expected) > 5 else ''}), received {classifier.source}, whose "
+                           f"{len(classifier.class_names)} are {', '.join(classifier.class_names[:5])}"
+                           f"{', ...' if len(classifier.class_names) > 5 else ''}")
+    dataset = load_split(builder, config, split, training=False, seed=0).dataset
     images, labels = zip(*dataset.as_numpy_iterator())
     return np.stack(images), np.asarray(labels)
 
@@ -86,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     import zoo
 
     classifiers = [zoo.load(source) for source in (args.first, args.second)]  # a wrong name before the data
-    images, labels = split_images(args.data, args.split)
+    images, labels = split_images(args.data, args.split, classifiers)
     first, second = (right_or_wrong(classifier, images, labels) for classifier in classifiers)
     result = {"first": args.first, "second": args.second, "data": args.data, "split": args.split,
               **paired(first, second)}

@@ -238,6 +238,12 @@ def test_paired_scores_two_sources_on_the_same_images():
         (report["only_second"] - report["only_first"]) / 200)
 
 
+@pytest.mark.skipif(not os.environ.get("TFDS_DATA_DIR"), reason="TFDS_DATA_DIR is unset: no prepared CIFAR-10 to read")
+def test_paired_refuses_a_classifier_of_other_classes_than_the_data():
+    assert_one_line_error(run_here("benchmarks/paired.py", "lenet5_cifar10", "lenet5_mnist", "--split", "test[:8]"),
+                          "expected classifiers of cifar10's 10 classes (airplane, automobile", "lenet5_mnist")
+
+
 def test_paired_refuses_a_mistyped_source_before_reading_data():
     assert_one_line_error(run_here("benchmarks/paired.py", "resnet32_cifar1", "resnet32_cifar10"),
                           "unknown preset 'resnet32_cifar1'", "did you mean 'resnet32_cifar10'")
