@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from zoo.common.errors import ZooError, exits_cleanly  # noqa: E402
+from zoo.common.errors import ZooError, exits_cleanly, few  # noqa: E402
 
 THRESHOLD = 0.05
 
@@ -66,10 +66,9 @@ def split_images(data: str, split: str, classifiers: list["Classifier"]) -> tupl
     expected = class_names(builder, config)
     for classifier in classifiers:
         if list(classifier.class_names) != list(expected):
-            raise ZooError(f"expected classifiers of {data}'s {len(expected)} classes ({', '.join(expected[:5])}"
-                           f"{', ...' if len(expected) > 5 else ''}), received {classifier.source}, whose "
-                           f"{len(classifier.class_names)} are {', '.join(classifier.class_names[:5])}"
-                           f"{', ...' if len(classifier.class_names) > 5 else ''}")
+            raise ZooError(f"expected classifiers of {data}'s {len(expected)} classes ({few(expected, 5)}), "
+                           f"received {classifier.source}, whose {len(classifier.class_names)} are "
+                           f"{few(classifier.class_names, 5)}")
     dataset = load_split(builder, config, split, training=False, seed=0).dataset
     images, labels = zip(*dataset.as_numpy_iterator())
     return np.stack(images), np.asarray(labels)

@@ -8,9 +8,14 @@ from __future__ import annotations
 import difflib
 import functools
 import sys
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable, Sequence, TypeVar
 
 EXIT_USAGE = 2
+
+
+def few(items: Sequence[object], limit: int = 3) -> str:
+    """The first `limit` items for a one-line message, with ", ..." when there are more."""
+    return ", ".join(map(str, items[:limit])) + (", ..." if len(items) > limit else "")
 
 
 class ZooError(Exception):

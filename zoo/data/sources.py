@@ -15,7 +15,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from zoo.common import locks
-from zoo.common.errors import ZooError, unknown
+from zoo.common.errors import ZooError, few, unknown
 from zoo.common.quiet import native_stderr_silenced
 from zoo.data import image_check
 from zoo.data.preprocess import to_channels
@@ -179,7 +179,7 @@ def check_unsupported_files(builder, config: DataConfig, split: str) -> tuple[st
     paths = image_check.unsupported_files(builder, split)
     if not paths:
         return ()
-    shown = ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
+    shown = few(paths)
     readable = "/".join(image_check.FOLDER_IMAGE_SUFFIXES)
     if config.bad_images == "fail":
         raise ZooError(f"data.folder: {len(paths)} file(s) of split {split!r} are not {readable} images, the only "
@@ -204,7 +204,7 @@ def check_folder_split(builder, config: DataConfig, split: str) -> tuple[str, ..
                        "data.bad_images: skip to leave unreadable files out")
     skipped = tuple(path for path, _ in bad)
     image_check.keep_only(builder, split, set(paths) - set(skipped))
-    shown = ", ".join(skipped[:3]) + (", ..." if len(skipped) > 3 else "")
+    shown = few(skipped)
     print(f"data: skipped {len(skipped)} unreadable image(s) of {len(paths):,} in split {split!r} "
           f"(data.bad_images: skip): {shown}; first reason: {reason}")
     return skipped

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from zoo.common.errors import ZooError, describe_exception, unknown
+from zoo.common.errors import ZooError, describe_exception, few, unknown
 from zoo.models.builder import build_blocks, build_model
 from zoo.models.config import ModelConfig, load_model_config, shipped_model_configs
 from zoo.models.presets import (WEIGHTS_SUFFIX, Preset, PresetError, file_sha256, get_preset, list_presets,
@@ -281,7 +281,7 @@ def transfer_by_name(source: _Weights, target: "keras.Model", head: set[str],
         if not layer.weights:
             continue
         if other_classes and layer.name in head:
-            fresh[layer.name] = f"the data's classes ({_few(class_names)}) are not the weights' ({_few(theirs_named)})"
+            fresh[layer.name] = f"the data's classes ({few(class_names)}) are not the weights' ({few(theirs_named)})"
             continue
         shapes = [tuple(w.shape) for w in layer.weights]
         theirs = by_name.get(layer.name)
@@ -308,9 +308,6 @@ def transfer_by_name(source: _Weights, target: "keras.Model", head: set[str],
         layer.set_weights(values)
     return WeightsReport(source.description, source.sha256, [layer.name for layer, _ in pairs], fresh, adapted)
 
-
-def _few(names: Sequence[str]) -> str:
-    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def _differ_in_input_channels(shapes: list[tuple], theirs: list[tuple]) -> bool:

@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from zoo.common.cpu import ISA_CAP_VARIABLE, onednn_setting, this_cpu
-from zoo.common.errors import ConfigError
+from zoo.common.errors import ConfigError, few
 from zoo.experiment import OptimizerConfig, TrainConfig
 from zoo.training.schedules import WarmupSchedule
 
@@ -89,7 +89,7 @@ def resolve_steps_per_execution(setting: str | int, steps_per_epoch: int, distri
                        f"{AUTO_STEPS_PER_EXECUTION}")
     if steps_per_epoch % setting:
         raise ConfigError(f"expected a divisor of the epoch's {steps_per_epoch} steps (one of "
-                          f"{', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''}), "
+                          f"{few(divisors, 12)}), "
                           f"received {setting}", key="train.steps_per_execution")
     return setting, str(setting)
 
